@@ -34,3 +34,31 @@ export type { ParseLimits, SipFrame } from "./parse.ts";
 export { serializeMessage } from "./serialize.ts";
 export { buildRequest, buildResponse, reasonPhrase, replaceTopVia } from "./build.ts";
 export type { RequestInit, ResponseOptions } from "./build.ts";
+export { DEFAULT_TIMERS, FakeClock, realClock } from "./clock.ts";
+export type { CancelTimer, Clock, TimerValues } from "./clock.ts";
+export { bareHost, formatHost } from "./transport.ts";
+export type { Datagram, SipAddress, SipTransport } from "./transport.ts";
+export { UdpTransport } from "./transport_udp.ts";
+export type { UdpTransportOptions } from "./transport_udp.ts";
+export type { TerminationReason } from "./transaction.ts";
+export { ServerInviteTransaction } from "./transaction_server_invite.ts";
+export type { ServerInviteState } from "./transaction_server_invite.ts";
+export { ServerNonInviteTransaction } from "./transaction_server_non_invite.ts";
+export type { ServerNonInviteState } from "./transaction_server_non_invite.ts";
+export {
+  ClientNonInviteTransaction,
+  TransactionTimeoutError,
+  TransportError,
+} from "./transaction_client_non_invite.ts";
+export type { ClientNonInviteState } from "./transaction_client_non_invite.ts";
+export {
+  clientTransactionKey,
+  responseDestination,
+  serverTransactionKey,
+  TransactionLayer,
+} from "./transaction_layer.ts";
+export type { ServerTransaction, TransactionLayerOptions, TransactionUser } from "./transaction_layer.ts";
+export { SipEndpoint, stampVia } from "./endpoint.ts";
+export type { EndpointCounters, EndpointOptions } from "./endpoint.ts";
+export { randomTag, UasCore } from "./uas_core.ts";
+export type { UasCoreOptions, UasHandler } from "./uas_core.ts";

@@ -1,0 +1,82 @@
+/**
+ * What every transaction shares: its timers (owned here, cleared in one place) and
+ * the context it sends through. RFC 3261 section 17.
+ */
+import type { CancelTimer, Clock, TimerValues } from "./clock.ts";
+import type { SipAddress } from "./transport.ts";
+
+export interface TransactionContext {
+  readonly clock: Clock;
+  readonly timers: TimerValues;
+  /** Reliable transports get no retransmission timers (section 17.1.1.2, 17.2.1). */
+  readonly reliable: boolean;
+  readonly send: (bytes: Uint8Array, destination: SipAddress) => Promise<void>;
+}
+
+/** Why a transaction ended: normally, on a timeout (H, F) or on a transport error. */
+export type TerminationReason = "normal" | "timeout" | "transport-error";
+
+export abstract class Transaction {
+  /** Key under which the transaction layer finds it (section 17.1.3 / 17.2.3). */
+  readonly key: string;
+  protected readonly ctx: TransactionContext;
+  #timers = new Map<string, CancelTimer>();
+  #terminated = false;
+  #onTerminated: ((reason: TerminationReason) => void)[] = [];
+
+  protected constructor(key: string, ctx: TransactionContext) {
+    this.key = key;
+    this.ctx = ctx;
+  }
+
+  /** Names of the timers currently armed (for tests and diagnostics). */
+  get armedTimers(): string[] {
+    return [...this.#timers.keys()].sort();
+  }
+
+  get terminated(): boolean {
+    return this.#terminated;
+  }
+
+  /** Registers a listener for the end of this transaction. */
+  onTerminated(listener: (reason: TerminationReason) => void): void {
+    this.#onTerminated.push(listener);
+  }
+
+  /** (Re)arms timer `name`; any earlier arming of it is cancelled first. */
+  protected arm(name: string, ms: number, fire: () => void): void {
+    this.disarm(name);
+    this.#timers.set(
+      name,
+      this.ctx.clock.setTimer(ms, () => {
+        this.#timers.delete(name);
+        fire();
+      }),
+    );
+  }
+
+  protected disarm(name: string): void {
+    const cancel = this.#timers.get(name);
+    if (cancel !== undefined) {
+      cancel();
+      this.#timers.delete(name);
+    }
+  }
+
+  /** Sends bytes; a failure becomes a transport-error input (section 17.1.4, 17.2.4). */
+  protected transmit(bytes: Uint8Array, destination: SipAddress): void {
+    this.ctx.send(bytes, destination).catch(() => this.transportError());
+  }
+
+  protected abstract transportError(): void;
+
+  /** Stops every timer and tells listeners once; idempotent. */
+  terminate(reason: TerminationReason = "normal"): void {
+    if (this.#terminated) return;
+    this.#terminated = true;
+    for (const cancel of this.#timers.values()) cancel();
+    this.#timers.clear();
+    for (const listener of this.#onTerminated) listener(reason);
+    this.#onTerminated = [];
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The UAS core (RFC 3261 section 8.2): the checks every request passes before the
+ * application sees it, and the answers the stack gives on its own:
+ *   Max-Forwards 0 -> 483; unknown method -> 501, known but not allowed -> 405 with
+ *   Allow (8.2.1); Require with an unsupported extension -> 420 with Unsupported
+ *   (8.2.2.3); CANCEL matching no transaction -> 481 (9.2); OPTIONS outside a
+ *   dialog -> 200 with Allow, Accept, Supported (11.2).
+ */
+import { buildResponse, reasonPhrase } from "./build.ts";
+import { headerValues } from "./headers.ts";
+import { type SipHeader, type SipRequest, tagOf } from "./message.ts";
+import type { ServerInviteTransaction } from "./transaction_server_invite.ts";
+import type { ServerTransaction, TransactionLayer, TransactionUser } from "./transaction_layer.ts";
+import type { SipAddress } from "./transport.ts";
+
+/** What the application (the dialog layer) gets once the core's checks pass. */
+export interface UasHandler {
+  onRequest(request: SipRequest, transaction: ServerTransaction, source: SipAddress): void;
+  /** ACK for a 2xx, to the dialog (section 13.3.1.4). */
+  onAck(ack: SipRequest, source: SipAddress): void;
+  /** A CANCEL already answered 200; the INVITE it targets still open (section 9.2). */
+  onCancel(cancel: SipRequest, invite: ServerInviteTransaction): void;
+  /** True when an OPTIONS with a To-tag belongs to a dialog the handler owns. */
+  hasDialog?(request: SipRequest): boolean;
+}
+
+export interface UasCoreOptions {
+  /** Methods served; Allow lists them. */
+  readonly allow: readonly string[];
+  /** Option tags supported (Supported header, Require check). */
+  readonly supported: readonly string[];
+  /** Body types accepted. */
+  readonly accept: readonly string[];
+  /** Server header value. */
+  readonly serverName: string;
+}
+
+/** Methods defined by RFC 3261 and its common extensions: 405, not 501, when not served. */
+const KNOWN_METHODS = new Set([
+  "INVITE",
+  "ACK",
+  "BYE",
+  "CANCEL",
+  "OPTIONS",
+  "REGISTER",
+  "PRACK",
+  "SUBSCRIBE",
+  "NOTIFY",
+  "PUBLISH",
+  "INFO",
+  "REFER",
+  "MESSAGE",
+  "UPDATE",
+]);
+
+/** A random token for To-tags (section 19.3: at least 32 bits of randomness). */
+export function randomTag(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class UasCore implements TransactionUser {
+  readonly #layer: TransactionLayer;
+  readonly #handler: UasHandler;
+  readonly #options: UasCoreOptions;
+  readonly #allowHeader: SipHeader;
+  readonly #serverHeader: SipHeader;
+
+  constructor(layer: TransactionLayer, handler: UasHandler, options: UasCoreOptions) {
+    this.#layer = layer;
+    this.#handler = handler;
+    this.#options = options;
+    this.#allowHeader = { name: "Allow", value: options.allow.join(", ") };
+    this.#serverHeader = { name: "Server", value: options.serverName };
+  }
+
+  /** Answers `request` on `tx` with a new To-tag when needed. */
+  respond(tx: ServerTransaction, status: number, headers: readonly SipHeader[] = [], reason?: string): void {
+    tx.respond(
+      buildResponse(tx.request, status, {
+        toTag: randomTag(),
+        reason: reason ?? reasonPhrase(status),
+        headers: [...headers, this.#serverHeader],
+      }),
+    );
+  }
+
+  onRequest(request: SipRequest, tx: ServerTransaction, source: SipAddress): void {
+    const method = request.method;
+    if (request.maxForwards === 0) {
+      this.respond(tx, 483);
+      return;
+    }
+    if (!this.#options.allow.includes(method)) {
+      this.respond(tx, KNOWN_METHODS.has(method) ? 405 : 501, [this.#allowHeader]);
+      return;
+    }
+    if (method !== "CANCEL") {
+      const unsupported = headerValues(request.headers, "Require")
+        .filter((tag) => tag !== "" && !this.#options.supported.includes(tag.toLowerCase()));
+      if (unsupported.length > 0) {
+        this.respond(tx, 420, [{ name: "Unsupported", value: unsupported.join(", ") }]);
+        return;
+      }
+    }
+    if (method === "CANCEL") {
+      const invite = this.#layer.findInviteFor(request);
+      if (invite === undefined || invite.state !== "proceeding") {
+        this.respond(tx, 481);
+        return;
+      }
+      this.respond(tx, 200);
+      this.#handler.onCancel(request, invite);
+      return;
+    }
+    if (
+      method === "OPTIONS" &&
+      (tagOf(request.to) === undefined || !(this.#handler.hasDialog?.(request) ?? false))
+    ) {
+      this.respond(tx, 200, [
+        this.#allowHeader,
+        { name: "Accept", value: this.#options.accept.join(", ") },
+        { name: "Supported", value: this.#options.supported.join(", ") },
+      ]);
+      return;
+    }
+    this.#handler.onRequest(request, tx, source);
+  }
+
+  onAck(ack: SipRequest, source: SipAddress): void {
+    this.#handler.onAck(ack, source);
+  }
+}
