@@ -1,0 +1,150 @@
+/**
+ * sip-signaling: the SIP signaling service of the Sentiric voice-AI platform.
+ *
+ * The only place that reads the environment and flags and wires the layers:
+ *   UDP transport -> SIP endpoint (codec, transactions) -> UAS core -> dialogs
+ *   -> call orchestrator (gRPC dialplan/media, RabbitMQ events)
+ * Shutdown runs the wiring in reverse on one AbortSignal (SIGINT/SIGTERM).
+ *
+ *   deno task dev     # embedded reference backends, event sink on stdout
+ *   deno task start   # production: configured from the environment
+ */
+import { getLogger } from "@logtape/logtape";
+import { SipEndpoint, UasCore, UdpTransport } from "./sip/mod.ts";
+import { DialogManager } from "./sip/dialog.ts";
+import {
+  CONFIG_ENV_NAMES,
+  type ConfigEnv,
+  ConfigError,
+  parseConfig,
+  redactUrl,
+} from "./orchestration/config.ts";
+import { configureLogging, resetLogging } from "./orchestration/logging.ts";
+import { type MutualTls, serverCredentials, Upstreams } from "./orchestration/grpc.ts";
+import { AmqpEventPublisher, ConsoleEventSink, type EventPublisher } from "./orchestration/events.ts";
+import { CallOrchestrator } from "./orchestration/call_setup.ts";
+import { startReferenceServers } from "./orchestration/reference_servers.ts";
+import { startSignalingServer } from "./orchestration/signaling_server.ts";
+import { startHttpServer } from "./orchestration/http.ts";
+
+const SERVER_NAME = "sentiric-sip-signaling";
+const ALLOW = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"];
+
+function readEnv(): ConfigEnv {
+  const env: ConfigEnv = {};
+  for (const name of CONFIG_ENV_NAMES) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+async function main(): Promise<number> {
+  let config;
+  try {
+    config = parseConfig(readEnv(), { embedded: Deno.args.includes("--embedded") });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      // Logging is not configured yet: one plain line on stderr.
+      // deno-lint-ignore no-console
+      console.error(`sip-signaling: configuration error: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
+  await configureLogging(config.development || config.embedded);
+  const log = getLogger(["main"]);
+  const shutdown = new AbortController();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => shutdown.abort());
+
+  let tls: MutualTls | undefined;
+  if (config.grpc.tls !== undefined) {
+    tls = {
+      cert: Deno.readFileSync(config.grpc.tls.certPath),
+      key: Deno.readFileSync(config.grpc.tls.keyPath),
+      ca: Deno.readFileSync(config.grpc.tls.caPath),
+    };
+  }
+
+  const reference = config.embedded ? await startReferenceServers() : undefined;
+  const upstreams = new Upstreams({
+    dialplanUrl: config.grpc.dialplanUrl ?? reference?.dialplanUrl ?? "",
+    mediaUrl: config.grpc.mediaUrl ?? reference?.mediaUrl ?? "",
+    userUrl: config.grpc.userUrl ?? reference?.userUrl,
+    deadlineMs: config.grpc.deadlineMs,
+    tls: reference === undefined ? tls : undefined,
+  });
+
+  let events: EventPublisher;
+  if (config.rabbitmqUrl !== undefined) {
+    const amqp = new AmqpEventPublisher({ url: config.rabbitmqUrl });
+    await amqp.start().catch(() => {}); // Keeps retrying; events wait in the outbox.
+    events = amqp;
+  } else {
+    events = new ConsoleEventSink();
+  }
+
+  const transport = UdpTransport.listen({ hostname: config.sip.listenAddress, port: config.sip.port });
+  const endpoint = new SipEndpoint(transport, { timers: config.sip });
+  const dialogs = new DialogManager(endpoint, {
+    contactHost: config.sip.publicIp,
+    contactPort: transport.local.port,
+    sessionExpires: config.sip.sessionExpires,
+    minSE: config.sip.minSE,
+    allow: ALLOW,
+    serverName: SERVER_NAME,
+  });
+  const orchestrator = new CallOrchestrator(upstreams, events, dialogs, {
+    publicIp: config.sip.publicIp,
+    defaultCountryCode: config.defaultCountryCode,
+  });
+  dialogs.setController(orchestrator);
+  endpoint.start(
+    new UasCore(endpoint.transactions, dialogs, {
+      allow: ALLOW,
+      supported: ["timer"],
+      accept: ["application/sdp"],
+      serverName: SERVER_NAME,
+    }),
+  );
+  const grpcHost = config.sip.listenAddress.includes(":")
+    ? `[${config.sip.listenAddress}]`
+    : config.sip.listenAddress;
+  const signaling = await startSignalingServer(
+    orchestrator,
+    `${grpcHost}:${config.grpc.port}`,
+    serverCredentials(reference === undefined ? tls : undefined),
+  );
+  const http = startHttpServer(config.sip.listenAddress, config.httpPort, {
+    endpoint,
+    dialogs,
+    orchestrator,
+    events,
+  });
+
+  log.info("SIP signaling ready on udp {sip}, gRPC {grpc}, HTTP {http}; events to {bus}", {
+    sip: `${transport.local.hostname}:${transport.local.port}`,
+    grpc: signaling.port,
+    http: http.port,
+    bus: config.rabbitmqUrl === undefined ? "stdout" : redactUrl(config.rabbitmqUrl),
+    embedded: config.embedded,
+  });
+
+  await new Promise<void>((resolve) =>
+    shutdown.signal.addEventListener("abort", () => resolve(), { once: true })
+  );
+  log.info("Shutting down");
+  dialogs.closeAll("terminated_by_request");
+  await new Promise((r) => setTimeout(r, 200)); // Let BYEs leave.
+  await http.close();
+  await new Promise<void>((r) => signaling.server.tryShutdown(() => r()));
+  await endpoint.close();
+  await events.drain(3000);
+  await events.close();
+  upstreams.close();
+  await reference?.close();
+  await resetLogging();
+  return 0;
+}
+
+Deno.exit(await main());

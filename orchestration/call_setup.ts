@@ -1,0 +1,283 @@
+/**
+ * Call setup (CONTRACTS.md section 1): on a new INVITE (100 Trying already sent by
+ * the dialog layer) ResolveDialplan, then AllocatePort, then 200 OK with the SDP
+ * answer, then `call.started`. Any failure maps, in `failureResponse`, to one SIP
+ * status; the port is released and nothing is published. Call end from any side
+ * releases the port and publishes `call.ended`.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { getLogger } from "@logtape/logtape";
+import type { CallController, Dialog, DialogManager, IncomingCall } from "../sip/dialog.ts";
+import { parseUri } from "../sip/grammar.ts";
+import type { SipHeader, SipRequest } from "../sip/message.ts";
+import { ActionType, type ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
+import { callAnswered, callEnded, callStarted, type EventPublisher } from "./events.ts";
+import { UpstreamError, type Upstreams } from "./grpc.ts";
+import { answerOffer, createOffer, SdpNegotiationError } from "./sdp.ts";
+
+const log = getLogger(["orchestration", "call"]);
+
+/** The plan says no: UNSPECIFIED action, maintenance, or an anonymous caller the route blocks. */
+export class PlanRejectedError extends Error {
+  override readonly name = "PlanRejectedError";
+  readonly kind: "unspecified" | "maintenance" | "anonymous";
+  constructor(kind: "unspecified" | "maintenance" | "anonymous") {
+    super(`dialplan rejects the call: ${kind}`);
+    this.kind = kind;
+  }
+}
+
+/** Seconds a caller should wait before retrying after a 503. */
+export const RETRY_AFTER_SECONDS = 30;
+
+/** The one table from setup failure to the SIP answer the caller gets. */
+export function failureResponse(error: unknown): { status: number; headers: SipHeader[] } {
+  const retryAfter = (s: number) => [{ name: "Retry-After", value: String(s) }];
+  if (error instanceof UpstreamError) {
+    if (error.service === "dialplan" && error.code === grpc.status.NOT_FOUND) {
+      return { status: 404, headers: [] };
+    }
+    if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.DEADLINE_EXCEEDED) {
+      return { status: 503, headers: retryAfter(RETRY_AFTER_SECONDS) };
+    }
+    if (error.service === "media") return { status: 503, headers: [] };
+    return { status: 500, headers: [] };
+  }
+  if (error instanceof SdpNegotiationError) return { status: 488, headers: [] };
+  if (error instanceof PlanRejectedError) {
+    switch (error.kind) {
+      case "unspecified":
+        return { status: 480, headers: [] };
+      case "maintenance":
+        return { status: 503, headers: retryAfter(300) };
+      case "anonymous":
+        return { status: 433, headers: [] }; // Anonymity Disallowed, RFC 5079.
+    }
+  }
+  return { status: 500, headers: [] };
+}
+
+/**
+ * E.164 digits without "+" (CONTRACTS.md section 5): "+", "00" prefixes dropped;
+ * a national 0XXXXXXXXXX or 10-digit number gets the default country code.
+ */
+export function normalizeNumber(raw: string, countryCode: string): string {
+  let digits = decodeURIComponent(raw).replace(/[\s().-]/g, "");
+  if (digits.startsWith("+")) return digits.slice(1);
+  if (!/^\d+$/.test(digits)) return digits;
+  if (digits.startsWith("00")) return digits.slice(2);
+  if (digits.startsWith("0") && digits.length === 11) digits = countryCode + digits.slice(1);
+  else if (digits.length === 10) digits = countryCode + digits;
+  return digits;
+}
+
+function userPart(uri: string): string {
+  try {
+    return parseUri(uri).user ?? "";
+  } catch {
+    const m = /^tel:([^;]+)/i.exec(uri);
+    return m?.[1] ?? "";
+  }
+}
+
+function isAnonymous(request: SipRequest): boolean {
+  const user = userPart(request.from.uri).toLowerCase();
+  return user === "" || user === "anonymous" || /anonymous\.invalid/i.test(request.from.uri);
+}
+
+/** What the orchestrator keeps per call (on `dialog.data`). */
+export interface CallRecord {
+  readonly traceId: string;
+  readonly rtpPort: number;
+  callerRtpAddr: string;
+  readonly dialplan: ResolveDialplanResponse;
+  /** INVITE had no SDP: our offer went in the 200, the answer comes in the ACK. */
+  readonly lateOffer: boolean;
+  started: boolean;
+  sdpVersion: number;
+}
+
+export interface OrchestratorOptions {
+  readonly publicIp: string;
+  readonly defaultCountryCode: string;
+}
+
+export interface OrchestratorCounters {
+  callsOffered: number;
+  callsAnswered: number;
+  callsRejected: number;
+  callsEnded: number;
+  portReleaseFailures: number;
+}
+
+export class CallOrchestrator implements CallController {
+  readonly #upstreams: Upstreams;
+  readonly #events: EventPublisher;
+  readonly #dialogs: DialogManager;
+  readonly #options: OrchestratorOptions;
+  readonly counters: OrchestratorCounters = {
+    callsOffered: 0,
+    callsAnswered: 0,
+    callsRejected: 0,
+    callsEnded: 0,
+    portReleaseFailures: 0,
+  };
+
+  constructor(
+    upstreams: Upstreams,
+    events: EventPublisher,
+    dialogs: DialogManager,
+    options: OrchestratorOptions,
+  ) {
+    this.#upstreams = upstreams;
+    this.#events = events;
+    this.#dialogs = dialogs;
+    this.#options = options;
+  }
+
+  onIncomingCall(call: IncomingCall): void {
+    this.counters.callsOffered++;
+    this.#setUp(call).catch((error) => log.error("Unexpected error in call setup: {error}", { error }));
+  }
+
+  async #setUp(call: IncomingCall): Promise<void> {
+    const traceId = crypto.randomUUID();
+    const clog = log.with({ traceId, callId: call.callId });
+    const request = call.request;
+    const caller = normalizeNumber(userPart(request.from.uri), this.#options.defaultCountryCode);
+    const called = normalizeNumber(
+      userPart(request.uri) || userPart(request.to.uri),
+      this.#options.defaultCountryCode,
+    );
+    clog.info("INVITE from {caller} to {called}", { caller, called });
+    let rtpPort: number | undefined;
+    try {
+      const plan = await this.#upstreams.resolveDialplan(
+        { callerContactValue: caller, destinationNumber: called },
+        traceId,
+      );
+      if (plan.action === undefined || plan.action.type === ActionType.ACTION_TYPE_UNSPECIFIED) {
+        throw new PlanRejectedError("unspecified");
+      }
+      if (plan.inboundRoute?.isMaintenanceMode === true) throw new PlanRejectedError("maintenance");
+      if (plan.inboundRoute?.blockAnonymous === true && isAnonymous(request)) {
+        throw new PlanRejectedError("anonymous");
+      }
+      if (call.answered) return; // Cancelled meanwhile.
+      rtpPort = await this.#upstreams.allocatePort(call.callId, traceId);
+      if (call.answered) {
+        await this.#release(rtpPort, traceId);
+        return;
+      }
+      const lateOffer = request.body.length === 0;
+      const sdp = lateOffer
+        ? { body: createOffer(this.#options.publicIp, rtpPort), callerRtpAddr: "" }
+        : answerOffer(request.body, this.#options.publicIp, rtpPort);
+      const dialog = call.accept(sdp.body);
+      if (dialog === undefined) {
+        await this.#release(rtpPort, traceId);
+        return;
+      }
+      const record: CallRecord = {
+        traceId,
+        rtpPort,
+        callerRtpAddr: sdp.callerRtpAddr,
+        dialplan: plan,
+        lateOffer,
+        started: false,
+        sdpVersion: 1,
+      };
+      dialog.data = record;
+      this.counters.callsAnswered++;
+      clog.info("200 OK sent; action {action}, RTP port {rtpPort}", { action: plan.action.action, rtpPort });
+      if (!lateOffer) this.#publishStarted(dialog, record);
+    } catch (error) {
+      const { status, headers } = failureResponse(error);
+      this.counters.callsRejected++;
+      clog.warn("Call rejected with {status}: {reason}", {
+        status,
+        reason: error instanceof Error ? error.message : String(error),
+      });
+      call.reject(status, headers);
+      if (rtpPort !== undefined) await this.#release(rtpPort, traceId);
+    }
+  }
+
+  #publishStarted(dialog: Dialog, record: CallRecord): void {
+    record.started = true;
+    this.#events.publish(callStarted({
+      traceId: record.traceId,
+      callId: dialog.callId,
+      fromUri: dialog.remoteUri,
+      toUri: dialog.localUri,
+      dialplan: record.dialplan,
+      media: { callerRtpAddr: record.callerRtpAddr, serverRtpPort: record.rtpPort },
+    }));
+  }
+
+  onAnswered(dialog: Dialog, ackBody: Uint8Array): void {
+    const record = dialog.data as CallRecord | undefined;
+    if (record === undefined) return;
+    if (record.lateOffer && !record.started) {
+      try {
+        // The ACK carries the caller's answer to our offer; read its address.
+        record.callerRtpAddr = answerOffer(ackBody, this.#options.publicIp, record.rtpPort).callerRtpAddr;
+      } catch (error) {
+        log.warn("ACK answer unusable: {error}", { traceId: record.traceId, error });
+      }
+      this.#publishStarted(dialog, record);
+    }
+    this.#events.publish(callAnswered({ traceId: record.traceId, callId: dialog.callId }));
+  }
+
+  onEnded(dialog: Dialog, reason: string): void {
+    const record = dialog.data as CallRecord | undefined;
+    if (record === undefined) return;
+    this.counters.callsEnded++;
+    log.info("Call ended: {reason}", { traceId: record.traceId, callId: dialog.callId, reason });
+    if (record.started) {
+      this.#events.publish(callEnded({
+        traceId: record.traceId,
+        callId: dialog.callId,
+        reason,
+        media: { callerRtpAddr: record.callerRtpAddr, serverRtpPort: record.rtpPort },
+      }));
+    }
+    this.#release(record.rtpPort, record.traceId).catch(() => {});
+  }
+
+  answerReoffer(dialog: Dialog, offer: Uint8Array): Uint8Array | undefined {
+    const record = dialog.data as CallRecord | undefined;
+    if (record === undefined) return undefined;
+    record.sdpVersion++;
+    if (offer.length === 0) return createOffer(this.#options.publicIp, record.rtpPort);
+    try {
+      return answerOffer(offer, this.#options.publicIp, record.rtpPort, record.sdpVersion).body;
+    } catch {
+      return undefined;
+    }
+  }
+
+  onCancelled(call: IncomingCall): void {
+    log.info("Call cancelled by the caller during setup", { callId: call.callId });
+  }
+
+  /** TerminateCall: BYE to the caller, port released, `call.ended` with `reason`. */
+  terminate(callId: string, reason: string): { success: boolean; message: string } {
+    const dialog = this.#dialogs.findByCallId(callId);
+    if (dialog === undefined || dialog.state === "terminated") {
+      return { success: false, message: `no active call with Call-ID ${callId}` };
+    }
+    this.#dialogs.terminate(dialog, reason === "" ? "terminated_by_request" : reason);
+    return { success: true, message: "BYE sent" };
+  }
+
+  async #release(rtpPort: number, traceId: string): Promise<void> {
+    try {
+      await this.#upstreams.releasePort(rtpPort, traceId);
+    } catch (error) {
+      this.counters.portReleaseFailures++;
+      log.error("ReleasePort {rtpPort} failed: {error}", { traceId, rtpPort, error });
+    }
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * Service configuration (CONTRACTS.md section 5). `parseConfig` is pure: `main.ts`
+ * reads the variables named in `CONFIG_ENV_NAMES` and passes them in. Both spellings
+ * are accepted; the later name wins when both are set. Every value is validated
+ * once; a bad one is a `ConfigError` naming the variable.
+ */
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.variable = variable;
+  }
+}
+
+export interface TlsFiles {
+  readonly certPath: string;
+  readonly keyPath: string;
+  readonly caPath: string;
+}
+
+export interface ServiceConfig {
+  readonly development: boolean;
+  /** In-process reference dialplan/user/media servers and an event sink. */
+  readonly embedded: boolean;
+  readonly sip: {
+    readonly listenAddress: string;
+    readonly port: number;
+    /** Address written in SDP c=/o= and in our Contact. */
+    readonly publicIp: string;
+    readonly t1: number;
+    readonly t2: number;
+    readonly t4: number;
+    /** Session interval we ask for when the caller names none (RFC 4028). */
+    readonly sessionExpires: number;
+    /** Smallest session interval we accept (Min-SE); smaller gets 422. */
+    readonly minSE: number;
+  };
+  readonly grpc: {
+    readonly dialplanUrl: string | undefined;
+    readonly mediaUrl: string | undefined;
+    readonly userUrl: string | undefined;
+    readonly port: number;
+    readonly deadlineMs: number;
+    readonly tls: TlsFiles | undefined;
+  };
+  readonly httpPort: number;
+  readonly rabbitmqUrl: string | undefined;
+  /** Country code put before national numbers (E.164 without "+"). */
+  readonly defaultCountryCode: string;
+}
+
+/** Every variable the service reads; `main.ts` reads exactly these. */
+export const CONFIG_ENV_NAMES = [
+  "ENV",
+  "SIP_SIGNALING_SERVICE_LISTEN_ADDRESS",
+  "SIP_SIGNALING_SERVICE_PORT",
+  "SIP_SIGNALING_SERVICE_SIP_PORT",
+  "PUBLIC_IP",
+  "SIP_SIGNALING_SERVICE_PUBLIC_IP",
+  "DIALPLAN_SERVICE_GRPC_URL",
+  "DIALPLAN_SERVICE_TARGET_GRPC_URL",
+  "MEDIA_SERVICE_GRPC_URL",
+  "MEDIA_SERVICE_TARGET_GRPC_URL",
+  "USER_SERVICE_GRPC_URL",
+  "USER_SERVICE_TARGET_GRPC_URL",
+  "SIP_SIGNALING_SERVICE_GRPC_PORT",
+  "SIP_SIGNALING_SERVICE_HTTP_PORT",
+  "RABBITMQ_URL",
+  "SIP_SIGNALING_SERVICE_CERT_PATH",
+  "SIP_SIGNALING_SERVICE_KEY_PATH",
+  "GRPC_TLS_CA_PATH",
+  "SIP_SIGNALING_SERVICE_DEFAULT_COUNTRY_CODE",
+  "SIP_SIGNALING_SERVICE_GRPC_DEADLINE_MS",
+  "SIP_SIGNALING_SERVICE_T1_MS",
+  "SIP_SIGNALING_SERVICE_T2_MS",
+  "SIP_SIGNALING_SERVICE_T4_MS",
+  "SIP_SIGNALING_SERVICE_SESSION_EXPIRES",
+  "SIP_SIGNALING_SERVICE_MIN_SE",
+] as const;
+
+export type ConfigEnv = Partial<Record<(typeof CONFIG_ENV_NAMES)[number], string>>;
+
+type Name = (typeof CONFIG_ENV_NAMES)[number];
+
+/** Later name wins; returns the name that supplied the value, for error messages. */
+function pick(env: ConfigEnv, earlier: Name, later: Name): { name: Name; value: string | undefined } {
+  const l = env[later];
+  if (l !== undefined && l !== "") return { name: later, value: l };
+  const e = env[earlier];
+  return { name: earlier, value: e === "" ? undefined : e };
+}
+
+function integer(name: Name, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === "") return fallback;
+  if (!/^\d+$/.test(value)) throw new ConfigError(name, `expected a whole number, got "${value}"`);
+  const n = Number(value);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+const IPV6 = /^[0-9a-fA-F:.]+$/;
+
+function ipAddress(name: Name, value: string): string {
+  if (IPV4.test(value) || (value.includes(":") && IPV6.test(value))) return value;
+  throw new ConfigError(name, `expected an IPv4 or IPv6 address, got "${value}"`);
+}
+
+function grpcTarget(name: Name, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const bare = value.replace(/^(dns:\/\/\/|https?:\/\/)/, "");
+  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(bare)) {
+    throw new ConfigError(name, `expected host:port, got "${value}"`);
+  }
+  return bare;
+}
+
+/** Options that come from the command line, not the environment. */
+export interface ConfigFlags {
+  readonly embedded?: boolean;
+}
+
+export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceConfig {
+  const development = (env.ENV ?? "production") === "development";
+  const embedded = flags.embedded ?? false;
+  const listenAddress = ipAddress(
+    "SIP_SIGNALING_SERVICE_LISTEN_ADDRESS",
+    env.SIP_SIGNALING_SERVICE_LISTEN_ADDRESS || "0.0.0.0",
+  );
+  const port = pick(env, "SIP_SIGNALING_SERVICE_PORT", "SIP_SIGNALING_SERVICE_SIP_PORT");
+  const publicIp = pick(env, "PUBLIC_IP", "SIP_SIGNALING_SERVICE_PUBLIC_IP");
+  let publicAddress: string;
+  if (publicIp.value !== undefined) publicAddress = ipAddress(publicIp.name, publicIp.value);
+  else if (development || embedded) {
+    publicAddress = listenAddress === "0.0.0.0"
+      ? "127.0.0.1"
+      : listenAddress === "::"
+      ? "::1"
+      : listenAddress;
+  } else {throw new ConfigError(
+      "SIP_SIGNALING_SERVICE_PUBLIC_IP",
+      "required outside development (or PUBLIC_IP)",
+    );}
+
+  const dialplan = pick(env, "DIALPLAN_SERVICE_GRPC_URL", "DIALPLAN_SERVICE_TARGET_GRPC_URL");
+  const media = pick(env, "MEDIA_SERVICE_GRPC_URL", "MEDIA_SERVICE_TARGET_GRPC_URL");
+  const user = pick(env, "USER_SERVICE_GRPC_URL", "USER_SERVICE_TARGET_GRPC_URL");
+  const dialplanUrl = grpcTarget(dialplan.name, dialplan.value);
+  const mediaUrl = grpcTarget(media.name, media.value);
+  const userUrl = grpcTarget(user.name, user.value);
+  if (!embedded) {
+    if (dialplanUrl === undefined) {
+      throw new ConfigError("DIALPLAN_SERVICE_TARGET_GRPC_URL", "required (or --embedded)");
+    }
+    if (mediaUrl === undefined) {
+      throw new ConfigError("MEDIA_SERVICE_TARGET_GRPC_URL", "required (or --embedded)");
+    }
+  }
+  const tlsNames = [
+    "SIP_SIGNALING_SERVICE_CERT_PATH",
+    "SIP_SIGNALING_SERVICE_KEY_PATH",
+    "GRPC_TLS_CA_PATH",
+  ] as const;
+  const tlsSet = tlsNames.filter((n) => env[n] !== undefined && env[n] !== "");
+  if (tlsSet.length > 0 && tlsSet.length < 3) {
+    const missing = tlsNames.find((n) => !tlsSet.includes(n)) as Name;
+    throw new ConfigError(missing, "mTLS needs the certificate, key and CA paths together");
+  }
+  const tls = tlsSet.length === 3
+    ? {
+      certPath: env.SIP_SIGNALING_SERVICE_CERT_PATH as string,
+      keyPath: env.SIP_SIGNALING_SERVICE_KEY_PATH as string,
+      caPath: env.GRPC_TLS_CA_PATH as string,
+    }
+    : undefined;
+
+  const rabbitmqUrl = env.RABBITMQ_URL === "" ? undefined : env.RABBITMQ_URL;
+  if (rabbitmqUrl !== undefined && !/^amqps?:\/\/[^\s]+$/.test(rabbitmqUrl)) {
+    throw new ConfigError("RABBITMQ_URL", "expected an amqp:// or amqps:// URL");
+  }
+  const countryCode = env.SIP_SIGNALING_SERVICE_DEFAULT_COUNTRY_CODE || "90";
+  if (!/^[1-9]\d{0,2}$/.test(countryCode)) {
+    throw new ConfigError(
+      "SIP_SIGNALING_SERVICE_DEFAULT_COUNTRY_CODE",
+      `expected 1-3 digits, got "${countryCode}"`,
+    );
+  }
+  const t1 = integer("SIP_SIGNALING_SERVICE_T1_MS", env.SIP_SIGNALING_SERVICE_T1_MS, 500, 1, 60_000);
+  const t2 = integer("SIP_SIGNALING_SERVICE_T2_MS", env.SIP_SIGNALING_SERVICE_T2_MS, 4000, t1, 600_000);
+  const t4 = integer("SIP_SIGNALING_SERVICE_T4_MS", env.SIP_SIGNALING_SERVICE_T4_MS, 5000, 1, 600_000);
+  const minSE = integer("SIP_SIGNALING_SERVICE_MIN_SE", env.SIP_SIGNALING_SERVICE_MIN_SE, 90, 90, 86_400);
+  const sessionExpires = integer(
+    "SIP_SIGNALING_SERVICE_SESSION_EXPIRES",
+    env.SIP_SIGNALING_SERVICE_SESSION_EXPIRES,
+    1800,
+    minSE,
+    86_400,
+  );
+  return {
+    development,
+    embedded,
+    sip: {
+      listenAddress,
+      port: integer(port.name, port.value, 5060, 0, 65535),
+      publicIp: publicAddress,
+      t1,
+      t2,
+      t4,
+      sessionExpires,
+      minSE,
+    },
+    grpc: {
+      dialplanUrl,
+      mediaUrl,
+      userUrl,
+      port: integer("SIP_SIGNALING_SERVICE_GRPC_PORT", env.SIP_SIGNALING_SERVICE_GRPC_PORT, 13021, 0, 65535),
+      deadlineMs: integer(
+        "SIP_SIGNALING_SERVICE_GRPC_DEADLINE_MS",
+        env.SIP_SIGNALING_SERVICE_GRPC_DEADLINE_MS,
+        300,
+        1,
+        60_000,
+      ),
+      tls,
+    },
+    httpPort: integer(
+      "SIP_SIGNALING_SERVICE_HTTP_PORT",
+      env.SIP_SIGNALING_SERVICE_HTTP_PORT,
+      13020,
+      0,
+      65535,
+    ),
+    rabbitmqUrl,
+    defaultCountryCode: countryCode,
+  };
+}
+
+/** A URL with any password replaced, safe to log. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/\s]*):[^@/\s]*@/i, "$1:***@");
+}

@@ -1,0 +1,293 @@
+/**
+ * Publishing platform events (CONTRACTS.md section 4): topic exchange
+ * `sentiric_events` (durable), routing key = event type, persistent messages,
+ * `content-type: application/json`, a unique `message-id`, body in the proto3 JSON
+ * mapping. Publisher confirms: an event stays in the outbox until the broker
+ * confirms it; across a broker outage it is kept and re-sent after reconnecting.
+ */
+import { Buffer } from "node:buffer";
+import amqp from "amqplib";
+import { getLogger } from "@logtape/logtape";
+import {
+  CallAnsweredEvent,
+  CallEndedEvent,
+  CallStartedEvent,
+  type MediaInfo,
+} from "../proto/gen/sentiric/event/v1/event.ts";
+import type { ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
+import { redactUrl } from "./config.ts";
+
+export const EVENTS_EXCHANGE = "sentiric_events";
+
+const log = getLogger(["orchestration", "events"]);
+
+/** An event ready to publish: routing key, JSON body, trace id. */
+export interface PlatformEvent {
+  readonly type: "call.started" | "call.answered" | "call.ended";
+  readonly traceId: string;
+  readonly callId: string;
+  readonly body: unknown;
+}
+
+export function callStarted(e: {
+  traceId: string;
+  callId: string;
+  fromUri: string;
+  toUri: string;
+  dialplan: ResolveDialplanResponse;
+  media: MediaInfo;
+}): PlatformEvent {
+  const body = CallStartedEvent.toJSON({
+    eventType: "call.started",
+    traceId: e.traceId,
+    callId: e.callId,
+    fromUri: e.fromUri,
+    toUri: e.toUri,
+    timestamp: new Date(),
+    dialplanResolution: e.dialplan,
+    mediaInfo: e.media,
+  });
+  return { type: "call.started", traceId: e.traceId, callId: e.callId, body };
+}
+
+export function callAnswered(e: { traceId: string; callId: string }): PlatformEvent {
+  const body = CallAnsweredEvent.toJSON({
+    eventType: "call.answered",
+    traceId: e.traceId,
+    callId: e.callId,
+    timestamp: new Date(),
+  });
+  return { type: "call.answered", traceId: e.traceId, callId: e.callId, body };
+}
+
+export function callEnded(
+  e: { traceId: string; callId: string; reason: string; media: MediaInfo },
+): PlatformEvent {
+  const body = CallEndedEvent.toJSON({
+    eventType: "call.ended",
+    traceId: e.traceId,
+    callId: e.callId,
+    timestamp: new Date(),
+    reason: e.reason,
+    mediaInfo: e.media,
+  });
+  return { type: "call.ended", traceId: e.traceId, callId: e.callId, body };
+}
+
+export interface EventPublisher extends AsyncDisposable {
+  /** Queues the event; it is delivered (confirmed) as soon as the bus allows. */
+  publish(event: PlatformEvent): void;
+  /** Events not yet confirmed. */
+  readonly pending: number;
+  /** Resolves when the outbox is empty or `timeoutMs` passed; true if empty. */
+  drain(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Development sink: prints each event as one JSON line on stdout. */
+export class ConsoleEventSink implements EventPublisher {
+  readonly pending = 0;
+  readonly published: PlatformEvent[] = [];
+  publish(event: PlatformEvent): void {
+    this.published.push(event);
+    log.info("event {type} {body}", { type: event.type, traceId: event.traceId, body: event.body });
+  }
+  drain(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+interface OutboxEntry {
+  readonly event: PlatformEvent;
+  readonly messageId: string;
+  inFlight: boolean;
+}
+
+export interface AmqpPublisherOptions {
+  readonly url: string;
+  /** First reconnect delay, doubled up to `maxReconnectMs`. Default 250. */
+  readonly reconnectMs?: number;
+  readonly maxReconnectMs?: number;
+}
+
+/** RabbitMQ publisher with confirms, an outbox and reconnection. */
+export class AmqpEventPublisher implements EventPublisher {
+  readonly #url: string;
+  readonly #safeUrl: string;
+  readonly #outbox = new Map<string, OutboxEntry>();
+  #connection: amqp.ChannelModel | undefined;
+  #channel: amqp.ConfirmChannel | undefined;
+  #connecting: Promise<void> | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #delay: number;
+  readonly #baseDelay: number;
+  readonly #maxDelay: number;
+  #closed = false;
+  #drainWaiters: (() => void)[] = [];
+  published = 0;
+
+  constructor(options: AmqpPublisherOptions) {
+    this.#url = options.url;
+    this.#safeUrl = redactUrl(options.url);
+    this.#baseDelay = options.reconnectMs ?? 250;
+    this.#maxDelay = options.maxReconnectMs ?? 10_000;
+    this.#delay = this.#baseDelay;
+  }
+
+  get pending(): number {
+    return this.#outbox.size;
+  }
+
+  get connected(): boolean {
+    return this.#channel !== undefined;
+  }
+
+  /** Connects once (for start-up checks); later failures reconnect on their own. */
+  async start(): Promise<void> {
+    await this.#connect();
+  }
+
+  #connect(): Promise<void> {
+    if (this.#connecting !== undefined) return this.#connecting;
+    this.#connecting = (async () => {
+      try {
+        const connection = await amqp.connect(this.#url);
+        connection.on("error", (error: unknown) => log.warn("RabbitMQ connection error: {error}", { error }));
+        connection.on("close", () => this.#lost(connection));
+        const channel = await connection.createConfirmChannel();
+        channel.on("error", (error: unknown) => log.warn("RabbitMQ channel error: {error}", { error }));
+        await channel.assertExchange(EVENTS_EXCHANGE, "topic", { durable: true });
+        if (this.#closed) {
+          await connection.close().catch(() => {});
+          return;
+        }
+        this.#connection = connection;
+        this.#channel = channel;
+        this.#delay = this.#baseDelay;
+        log.info("Connected to RabbitMQ at {url}", { url: this.#safeUrl });
+        this.#flush();
+      } catch (error) {
+        log.warn("Cannot reach RabbitMQ at {url}: {error}; {pending} event(s) kept, retrying", {
+          url: this.#safeUrl,
+          error: error instanceof Error ? error.message : String(error),
+          pending: this.#outbox.size,
+        });
+        this.#scheduleReconnect();
+        throw error;
+      } finally {
+        this.#connecting = undefined;
+      }
+    })();
+    return this.#connecting;
+  }
+
+  #lost(connection: amqp.ChannelModel): void {
+    if (this.#connection !== connection) return;
+    this.#connection = undefined;
+    this.#channel = undefined;
+    for (const entry of this.#outbox.values()) entry.inFlight = false;
+    if (this.#closed) return;
+    log.warn("Lost RabbitMQ connection; {pending} event(s) kept, reconnecting", {
+      pending: this.#outbox.size,
+    });
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#retryTimer !== undefined) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#connect().catch(() => {});
+    }, this.#delay);
+    this.#delay = Math.min(2 * this.#delay, this.#maxDelay);
+  }
+
+  publish(event: PlatformEvent): void {
+    const messageId = crypto.randomUUID();
+    this.#outbox.set(messageId, { event, messageId, inFlight: false });
+    if (this.#channel !== undefined) this.#send(this.#outbox.get(messageId) as OutboxEntry);
+    else if (!this.#closed) this.#connect().catch(() => {});
+  }
+
+  #flush(): void {
+    for (const entry of this.#outbox.values()) if (!entry.inFlight) this.#send(entry);
+  }
+
+  #send(entry: OutboxEntry): void {
+    const channel = this.#channel;
+    if (channel === undefined) return;
+    entry.inFlight = true;
+    try {
+      channel.publish(
+        EVENTS_EXCHANGE,
+        entry.event.type,
+        Buffer.from(JSON.stringify(entry.event.body)),
+        {
+          persistent: true,
+          contentType: "application/json",
+          messageId: entry.messageId,
+          timestamp: Math.floor(Date.now() / 1000),
+          type: entry.event.type,
+          headers: { "x-trace-id": entry.event.traceId },
+        },
+        (error: unknown) => {
+          if (error !== null && error !== undefined) {
+            // Nacked or channel lost: stays in the outbox, re-sent after reconnect.
+            entry.inFlight = false;
+            return;
+          }
+          if (this.#outbox.delete(entry.messageId)) this.published++;
+          if (this.#outbox.size === 0) this.#wakeDrainers();
+        },
+      );
+    } catch (error) {
+      entry.inFlight = false;
+      log.warn("Publish failed for {type}: {error}", { type: entry.event.type, error });
+    }
+  }
+
+  #wakeDrainers(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.#outbox.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#drainWaiters = this.#drainWaiters.filter((w) => w !== wake);
+        resolve(this.#outbox.size === 0);
+      }, timeoutMs);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.#drainWaiters.push(wake);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    await this.#connecting?.catch(() => {});
+    const connection = this.#connection;
+    this.#connection = undefined;
+    this.#channel = undefined;
+    if (this.#outbox.size > 0) {
+      log.error("Closing with {pending} unconfirmed event(s)", { pending: this.#outbox.size });
+    }
+    await connection?.close().catch(() => {});
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,170 @@
+import { Buffer } from "node:buffer";
+/**
+ * gRPC clients of the services the call setup depends on: one long-lived channel per
+ * service, `x-trace-id` metadata and a deadline on every call, mTLS when configured.
+ * Errors come back as `UpstreamError` with the gRPC status, for the failure table.
+ */
+import * as grpc from "@grpc/grpc-js";
+import {
+  DialplanServiceClient,
+  type ResolveDialplanRequest,
+  type ResolveDialplanResponse,
+} from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
+import { MediaServiceClient } from "../proto/gen/sentiric/media/v1/media.ts";
+import { type FindUserByContactResponse, UserServiceClient } from "../proto/gen/sentiric/user/v1/user.ts";
+
+/** A failed call to another service. */
+export class UpstreamError extends Error {
+  override readonly name = "UpstreamError";
+  readonly service: "dialplan" | "media" | "user";
+  readonly code: grpc.status;
+  constructor(service: "dialplan" | "media" | "user", code: grpc.status, message: string, cause?: unknown) {
+    super(`${service}: ${grpc.status[code] ?? code}: ${message}`, { cause });
+    this.service = service;
+    this.code = code;
+  }
+}
+
+/** Certificates, key and CA as bytes (read by main.ts) plus the server names to expect. */
+export interface MutualTls {
+  readonly cert: Uint8Array;
+  readonly key: Uint8Array;
+  readonly ca: Uint8Array;
+}
+
+export function clientCredentials(tls: MutualTls | undefined): grpc.ChannelCredentials {
+  if (tls === undefined) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(Buffer.from(tls.ca), Buffer.from(tls.key), Buffer.from(tls.cert));
+}
+
+export function serverCredentials(tls: MutualTls | undefined): grpc.ServerCredentials {
+  if (tls === undefined) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(
+    Buffer.from(tls.ca),
+    [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }],
+    true,
+  );
+}
+
+function channelOptions(tls: MutualTls | undefined, serverName: string): grpc.ChannelOptions {
+  return tls === undefined
+    ? {}
+    : { "grpc.ssl_target_name_override": serverName, "grpc.default_authority": serverName };
+}
+
+function metadata(traceId: string): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set("x-trace-id", traceId);
+  return md;
+}
+
+type Unary<Req, Res> = (
+  request: Req,
+  md: grpc.Metadata,
+  options: Partial<grpc.CallOptions>,
+  callback: (error: grpc.ServiceError | null, response: Res) => void,
+) => grpc.ClientUnaryCall;
+
+function call<Req, Res>(
+  service: "dialplan" | "media" | "user",
+  method: Unary<Req, Res>,
+  request: Req,
+  traceId: string,
+  deadlineMs: number,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method(request, metadata(traceId), { deadline: Date.now() + deadlineMs }, (error, response) => {
+      if (error !== null) {
+        reject(new UpstreamError(service, error.code, error.details || error.message, error));
+      } else resolve(response);
+    });
+  });
+}
+
+export interface UpstreamOptions {
+  readonly dialplanUrl: string;
+  readonly mediaUrl: string;
+  readonly userUrl?: string | undefined;
+  readonly deadlineMs: number;
+  readonly tls?: MutualTls | undefined;
+}
+
+/** The three clients, each on its own long-lived channel. */
+export class Upstreams {
+  readonly #dialplan: DialplanServiceClient;
+  readonly #media: MediaServiceClient;
+  readonly #user: UserServiceClient | undefined;
+  readonly deadlineMs: number;
+
+  constructor(options: UpstreamOptions) {
+    const creds = clientCredentials(options.tls);
+    this.deadlineMs = options.deadlineMs;
+    this.#dialplan = new DialplanServiceClient(
+      options.dialplanUrl,
+      creds,
+      channelOptions(options.tls, "dialplan-service"),
+    );
+    this.#media = new MediaServiceClient(
+      options.mediaUrl,
+      creds,
+      channelOptions(options.tls, "media-service"),
+    );
+    this.#user = options.userUrl === undefined
+      ? undefined
+      : new UserServiceClient(options.userUrl, creds, channelOptions(options.tls, "user-service"));
+  }
+
+  resolveDialplan(request: ResolveDialplanRequest, traceId: string): Promise<ResolveDialplanResponse> {
+    return call(
+      "dialplan",
+      this.#dialplan.resolveDialplan.bind(this.#dialplan),
+      request,
+      traceId,
+      this.deadlineMs,
+    );
+  }
+
+  async allocatePort(callId: string, traceId: string): Promise<number> {
+    const r = await call(
+      "media",
+      this.#media.allocatePort.bind(this.#media),
+      { callId },
+      traceId,
+      this.deadlineMs,
+    );
+    if (!(r.rtpPort > 0 && r.rtpPort < 65536)) {
+      throw new UpstreamError("media", grpc.status.INTERNAL, `invalid rtp_port ${r.rtpPort}`);
+    }
+    return r.rtpPort;
+  }
+
+  async releasePort(rtpPort: number, traceId: string): Promise<boolean> {
+    const r = await call(
+      "media",
+      this.#media.releasePort.bind(this.#media),
+      { rtpPort },
+      traceId,
+      this.deadlineMs,
+    );
+    return r.success;
+  }
+
+  findUserByContact(contactValue: string, traceId: string): Promise<FindUserByContactResponse> {
+    if (this.#user === undefined) {
+      return Promise.reject(new UpstreamError("user", grpc.status.UNAVAILABLE, "no URL"));
+    }
+    return call(
+      "user",
+      this.#user.findUserByContact.bind(this.#user),
+      { contactType: "phone", contactValue },
+      traceId,
+      this.deadlineMs,
+    );
+  }
+
+  close(): void {
+    this.#dialplan.close();
+    this.#media.close();
+    this.#user?.close();
+  }
+}

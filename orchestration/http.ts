@@ -1,0 +1,53 @@
+/** Health and metrics over HTTP (SIP_SIGNALING_SERVICE_HTTP_PORT): /healthz, /metrics. */
+import type { SipEndpoint } from "../sip/endpoint.ts";
+import type { DialogManager } from "../sip/dialog.ts";
+import type { CallOrchestrator } from "./call_setup.ts";
+import type { EventPublisher } from "./events.ts";
+
+export interface Observed {
+  readonly endpoint: SipEndpoint;
+  readonly dialogs: DialogManager;
+  readonly orchestrator: CallOrchestrator;
+  readonly events: EventPublisher;
+}
+
+export function metricsText(o: Observed): string {
+  const lines: string[] = [];
+  const add = (name: string, value: number, help: string, type = "counter") => {
+    lines.push(`# HELP sip_signaling_${name} ${help}`, `# TYPE sip_signaling_${name} ${type}`);
+    lines.push(`sip_signaling_${name} ${value}`);
+  };
+  for (const [k, v] of Object.entries(o.endpoint.counters)) {
+    add(`sip_${snake(k)}_total`, v, `SIP endpoint ${k}`);
+  }
+  for (const [k, v] of Object.entries(o.orchestrator.counters)) add(`${snake(k)}_total`, v, `Calls: ${k}`);
+  add("active_dialogs", o.dialogs.size.dialogs, "Dialogs up", "gauge");
+  add("calls_in_progress", o.dialogs.size.calls, "Calls being set up or up", "gauge");
+  add("events_pending", o.events.pending, "Events not yet confirmed by the bus", "gauge");
+  const tx = o.endpoint.transactions.size;
+  add("server_transactions", tx.server, "Live server transactions", "gauge");
+  add("client_transactions", tx.client, "Live client transactions", "gauge");
+  return lines.join("\n") + "\n";
+}
+
+function snake(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+export function startHttpServer(
+  hostname: string,
+  port: number,
+  observed: Observed,
+): { port: number; close(): Promise<void> } {
+  const server = Deno.serve({ hostname, port, onListen: () => {} }, (request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/healthz") return Response.json({ status: "ok", dialogs: observed.dialogs.size.dialogs });
+    if (path === "/metrics") {
+      return new Response(metricsText(observed), {
+        headers: { "content-type": "text/plain; version=0.0.4" },
+      });
+    }
+    return new Response("not found\n", { status: 404 });
+  });
+  return { port: server.addr.port, close: () => server.shutdown() };
+}
