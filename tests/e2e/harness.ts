@@ -1,0 +1,257 @@
+// End-to-end harness: the service as a subprocess under the exact permission set
+// the compile task uses (-P=service), SIPp as the caller, reference backends in this
+// process (so tests can inspect the port pool), and a real RabbitMQ consumer.
+import { Buffer } from "node:buffer";
+import amqp from "amqplib";
+import { EVENTS_EXCHANGE } from "../../orchestration/events.ts";
+
+export const RABBITMQ_URL = Deno.env.get("TEST_RABBITMQ_URL") ?? "amqp://guest:guest@127.0.0.1:5672";
+const ROOT = new URL("../../", import.meta.url);
+const decoder = new TextDecoder();
+
+async function toolWorks(cmd: string, args: string[]): Promise<boolean> {
+  try {
+    await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function brokerWorks(): Promise<boolean> {
+  try {
+    const c = await amqp.connect(RABBITMQ_URL);
+    await c.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why the end-to-end tests cannot run here, or undefined when they can. Under CI=true
+ * a missing peer is a failure, never a skip.
+ */
+export async function missingPeers(): Promise<string | undefined> {
+  const missing: string[] = [];
+  if (!(await toolWorks("sipp", ["-v"]))) missing.push("SIPp (apt-get install sip-tester)");
+  if (!(await brokerWorks())) missing.push(`RabbitMQ at ${RABBITMQ_URL.replace(/:[^:@/]*@/, ":***@")}`);
+  if (missing.length === 0) return undefined;
+  const message = `end-to-end tests need ${missing.join(" and ")}`;
+  if (Deno.env.get("CI") === "true") throw new Error(`${message}; CI must provide them`);
+  // deno-lint-ignore no-console
+  console.warn(`SKIPPED: ${message}`);
+  return message;
+}
+
+export async function freeTcpPort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+export function freeUdpPort(hostname = "127.0.0.1"): number {
+  const s = Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
+  const port = (s.addr as Deno.NetAddr).port;
+  s.close();
+  return port;
+}
+
+export interface RunningService extends AsyncDisposable {
+  readonly sipPort: number;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  /** JSON log records printed so far. */
+  readonly logs: Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
+/** Starts `deno run -P=service main.ts` with `env` and waits until it is ready. */
+export async function startService(
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<RunningService> {
+  const sipPort = freeUdpPort(env.SIP_SIGNALING_SERVICE_LISTEN_ADDRESS ?? "127.0.0.1");
+  const grpcPort = await freeTcpPort();
+  const httpPort = await freeTcpPort();
+  const child = new Deno.Command("deno", {
+    args: ["run", "-P=service", "main.ts", ...args],
+    cwd: ROOT,
+    env: {
+      SIP_SIGNALING_SERVICE_LISTEN_ADDRESS: "127.0.0.1",
+      SIP_SIGNALING_SERVICE_SIP_PORT: String(sipPort),
+      SIP_SIGNALING_SERVICE_GRPC_PORT: String(grpcPort),
+      SIP_SIGNALING_SERVICE_HTTP_PORT: String(httpPort),
+      SIP_SIGNALING_SERVICE_PUBLIC_IP: "127.0.0.1",
+      ENV: "production",
+      NO_COLOR: "1",
+      ...env,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const logs: Record<string, unknown>[] = [];
+  let ready: () => void = () => {};
+  const readyPromise = new Promise<void>((r) => (ready = r));
+  const pump = (async () => {
+    let buffered = "";
+    for await (const chunk of child.stdout) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let nl;
+      while ((nl = buffered.indexOf("\n")) !== -1) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        try {
+          const record = JSON.parse(line) as Record<string, unknown>;
+          logs.push(record);
+          if (String(record.message ?? "").includes("SIP signaling ready")) ready();
+        } catch {
+          logs.push({ raw: line });
+        }
+      }
+    }
+  })();
+  const stderr = child.stderr.pipeTo(new WritableStream());
+  const exited = child.status.then((s) => {
+    ready();
+    return s;
+  });
+  await Promise.race([readyPromise, new Promise((r) => setTimeout(r, 20_000))]);
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+    await exited;
+    await pump;
+    await stderr;
+  };
+  if (!logs.some((r) => String(r.message ?? "").includes("SIP signaling ready"))) {
+    await stop();
+    throw new Error(`service did not start: ${JSON.stringify(logs.slice(-5))}`);
+  }
+  return { sipPort, grpcPort, httpPort, logs, stop, [Symbol.asyncDispose]: stop };
+}
+
+export interface SippResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly log: string;
+}
+
+/** Runs one SIPp scenario against 127.0.0.1:`port`; bounded by -timeout. */
+export async function sipp(scenario: string, port: number, args: string[] = []): Promise<SippResult> {
+  const dir = await Deno.makeTempDir({ prefix: "sipp-" });
+  try {
+    const logFile = `${dir}/log.txt`;
+    const out = await new Deno.Command("sipp", {
+      args: [
+        "-sf",
+        scenario,
+        `127.0.0.1:${port}`,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        String(freeUdpPort()),
+        "-m",
+        "1",
+        "-timeout",
+        "20",
+        "-timeout_error",
+        "-trace_logs",
+        "-log_file",
+        logFile,
+        "-nostdin",
+        ...args,
+      ],
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    let log = "";
+    try {
+      log = await Deno.readTextFile(logFile);
+    } catch {
+      // No log lines written.
+    }
+    return { code: out.code, stdout: decoder.decode(out.stdout) + decoder.decode(out.stderr), log };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Writes a scenario from a template in tests/sipp with placeholders replaced. */
+export async function scenarioFrom(template: string, values: Record<string, string>): Promise<string> {
+  let text = await Deno.readTextFile(new URL(`../sipp/${template}`, import.meta.url));
+  for (const [k, v] of Object.entries(values)) text = text.replaceAll(`__${k}__`, v);
+  const file = await Deno.makeTempFile({ suffix: ".xml" });
+  await Deno.writeTextFile(file, text);
+  return file;
+}
+
+export function scenarioPath(name: string): string {
+  return new URL(`../sipp/${name}`, import.meta.url).pathname;
+}
+
+export interface ConsumedEvent {
+  readonly routingKey: string;
+  readonly properties: amqp.MessageProperties;
+  readonly body: Record<string, unknown>;
+}
+
+/** A consumer bound to `call.#` on the platform exchange, as the agent side binds. */
+export class EventConsumer implements AsyncDisposable {
+  readonly events: ConsumedEvent[] = [];
+  #connection: amqp.ChannelModel;
+
+  private constructor(connection: amqp.ChannelModel) {
+    this.#connection = connection;
+  }
+
+  static async start(bindingKey = "call.#"): Promise<EventConsumer> {
+    const connection = await amqp.connect(RABBITMQ_URL);
+    const consumer = new EventConsumer(connection);
+    const channel = await connection.createChannel();
+    await channel.assertExchange(EVENTS_EXCHANGE, "topic", { durable: true });
+    const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
+    await channel.bindQueue(queue, EVENTS_EXCHANGE, bindingKey);
+    await channel.consume(queue, (msg) => {
+      if (msg === null) return;
+      consumer.events.push({
+        routingKey: msg.fields.routingKey,
+        properties: msg.properties,
+        body: JSON.parse(Buffer.from(msg.content).toString("utf8")),
+      });
+    }, { noAck: true });
+    return consumer;
+  }
+
+  forCall(callId: string): ConsumedEvent[] {
+    return this.events.filter((e) => e.body.callId === callId);
+  }
+
+  async close(): Promise<void> {
+    await this.#connection.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Polls `check` until it returns a value or `ms` passes. */
+export async function waitFor<T>(check: () => T | undefined | false, ms = 5000): Promise<T | undefined> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) return undefined;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
