@@ -222,7 +222,7 @@ Deno.test({
   await using backends = await startReferenceServers();
   await using consumer = await EventConsumer.start();
   await using service = await startService({
-    DIALPLAN_SERVICE_GRPC_URL: `127.0.0.1:${await freeTcpPort()}`, // nothing listens
+    DIALPLAN_SERVICE_GRPC_URL: `127.0.0.1:${freeTcpPort()}`, // nothing listens
     MEDIA_SERVICE_TARGET_GRPC_URL: backends.mediaUrl,
     RABBITMQ_URL,
     SIP_SIGNALING_SERVICE_GRPC_DEADLINE_MS: "300",

@@ -44,7 +44,7 @@ export async function missingPeers(): Promise<string | undefined> {
   return message;
 }
 
-export async function freeTcpPort(): Promise<number> {
+export function freeTcpPort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -73,8 +73,8 @@ export async function startService(
   args: string[] = [],
 ): Promise<RunningService> {
   const sipPort = freeUdpPort(env.SIP_SIGNALING_SERVICE_LISTEN_ADDRESS ?? "127.0.0.1");
-  const grpcPort = await freeTcpPort();
-  const httpPort = await freeTcpPort();
+  const grpcPort = freeTcpPort();
+  const httpPort = freeTcpPort();
   const child = new Deno.Command("deno", {
     args: ["run", "-P=service", "main.ts", ...args],
     cwd: ROOT,
