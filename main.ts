@@ -23,7 +23,7 @@ import { configureLogging, resetLogging } from "./orchestration/logging.ts";
 import { type MutualTls, serverCredentials, Upstreams } from "./orchestration/grpc.ts";
 import { AmqpEventPublisher, ConsoleEventSink, type EventPublisher } from "./orchestration/events.ts";
 import { CallOrchestrator } from "./orchestration/call_setup.ts";
-import { startReferenceServers } from "./orchestration/reference_servers.ts";
+import { startReferenceServersInWorker } from "./orchestration/reference_worker.ts";
 import { startSignalingServer } from "./orchestration/signaling_server.ts";
 import { startHttpServer } from "./orchestration/http.ts";
 
@@ -66,7 +66,7 @@ async function main(): Promise<number> {
     };
   }
 
-  const reference = config.embedded ? await startReferenceServers() : undefined;
+  const reference = config.embedded ? await startReferenceServersInWorker() : undefined;
   const upstreams = new Upstreams({
     dialplanUrl: config.grpc.dialplanUrl ?? reference?.dialplanUrl ?? "",
     mediaUrl: config.grpc.mediaUrl ?? reference?.mediaUrl ?? "",

@@ -30,6 +30,15 @@ export class PlanRejectedError extends Error {
 /** Seconds a caller should wait before retrying after a 503. */
 export const RETRY_AFTER_SECONDS = 30;
 
+/** gRPC statuses that say "try again later": the caller gets 503 with Retry-After. */
+const TRANSIENT: ReadonlySet<grpc.status> = new Set([
+  grpc.status.UNAVAILABLE,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.CANCELLED,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.ABORTED,
+]);
+
 /** The one table from setup failure to the SIP answer the caller gets. */
 export function failureResponse(error: unknown): { status: number; headers: SipHeader[] } {
   const retryAfter = (s: number) => [{ name: "Retry-After", value: String(s) }];
@@ -37,9 +46,7 @@ export function failureResponse(error: unknown): { status: number; headers: SipH
     if (error.service === "dialplan" && error.code === grpc.status.NOT_FOUND) {
       return { status: 404, headers: [] };
     }
-    if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.DEADLINE_EXCEEDED) {
-      return { status: 503, headers: retryAfter(RETRY_AFTER_SECONDS) };
-    }
+    if (TRANSIENT.has(error.code)) return { status: 503, headers: retryAfter(RETRY_AFTER_SECONDS) };
     if (error.service === "media") return { status: 503, headers: [] };
     return { status: 500, headers: [] };
   }
@@ -149,7 +156,7 @@ export class CallOrchestrator implements CallController {
       userPart(request.uri) || userPart(request.to.uri),
       this.#options.defaultCountryCode,
     );
-    clog.info("INVITE from {caller} to {called}", { caller, called });
+    clog.debug("INVITE from {caller} to {called}", { caller, called });
     let rtpPort: number | undefined;
     try {
       const plan = await this.#upstreams.resolveDialplan(
@@ -189,7 +196,12 @@ export class CallOrchestrator implements CallController {
       };
       dialog.data = record;
       this.counters.callsAnswered++;
-      clog.info("200 OK sent; action {action}, RTP port {rtpPort}", { action: plan.action.action, rtpPort });
+      clog.info("Call from {caller} to {called} answered: action {action}, RTP port {rtpPort}", {
+        caller,
+        called,
+        action: plan.action.action,
+        rtpPort,
+      });
       if (!lateOffer) this.#publishStarted(dialog, record);
     } catch (error) {
       const { status, headers } = failureResponse(error);

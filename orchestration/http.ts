@@ -24,6 +24,11 @@ export function metricsText(o: Observed): string {
   add("active_dialogs", o.dialogs.size.dialogs, "Dialogs up", "gauge");
   add("calls_in_progress", o.dialogs.size.calls, "Calls being set up or up", "gauge");
   add("events_pending", o.events.pending, "Events not yet confirmed by the bus", "gauge");
+  add(
+    "sip_request_retransmissions_total",
+    o.endpoint.transactions.retransmissionsAbsorbed,
+    "Retransmitted requests absorbed by their transaction",
+  );
   const tx = o.endpoint.transactions.size;
   add("server_transactions", tx.server, "Live server transactions", "gauge");
   add("client_transactions", tx.client, "Live client transactions", "gauge");

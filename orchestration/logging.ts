@@ -22,7 +22,8 @@ export async function configureLogging(development: boolean): Promise<void> {
   const formatter = (record: LogRecord) => redactSecrets(base(record));
   await configure({
     reset: true,
-    sinks: { console: getConsoleSink({ formatter }) },
+    // Non-blocking: records are buffered and flushed off the hot path; `reset()` flushes.
+    sinks: { console: getConsoleSink({ formatter, nonBlocking: true }) },
     loggers: [
       { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
       { category: [], sinks: ["console"], lowestLevel: "info" },

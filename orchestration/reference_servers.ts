@@ -80,7 +80,7 @@ function notFound(details: string): grpc.ServiceError {
 export class PortPool {
   readonly #free: number[] = [];
   readonly allocated = new Map<number, string>();
-  constructor(first = 10000, last = 10998) {
+  constructor(first = 10000, last = 59998) {
     for (let p = first; p <= last; p += 2) this.#free.push(p);
   }
   allocate(callId: string): number | undefined {

@@ -94,6 +94,8 @@ export class TransactionLayer {
   readonly #server = new Map<string, ServerTransaction>();
   readonly #client = new Map<string, ClientNonInviteTransaction>();
   #user: TransactionUser | undefined;
+  /** Requests matched to an existing server transaction (retransmissions absorbed). */
+  retransmissionsAbsorbed = 0;
 
   constructor(options: TransactionLayerOptions) {
     this.#ctx = {
@@ -131,6 +133,7 @@ export class TransactionLayer {
       return;
     }
     if (existing !== undefined) {
+      this.retransmissionsAbsorbed++;
       existing.receiveRetransmission();
       return;
     }

@@ -59,7 +59,7 @@ export interface RequestSpec {
   callId?: string;
   cseq?: number;
   cseqMethod?: string;
-  toTag?: string;
+  toTag?: string | undefined;
   fromTag?: string;
   via?: string;
   extra?: string[];

@@ -108,7 +108,8 @@ export async function startService(
           logs.push(record);
           if (String(record.message ?? "").includes("SIP signaling ready")) ready();
         } catch {
-          logs.push({ raw: line });
+          logs.push({ raw: line }); // Text logs (ENV=development or --embedded).
+          if (line.includes("SIP signaling ready")) ready();
         }
       }
     }
@@ -132,7 +133,7 @@ export async function startService(
     await pump;
     await stderr;
   };
-  if (!logs.some((r) => String(r.message ?? "").includes("SIP signaling ready"))) {
+  if (!logs.some((r) => String(r.message ?? r.raw ?? "").includes("SIP signaling ready"))) {
     await stop();
     throw new Error(`service did not start: ${JSON.stringify(logs.slice(-5))}`);
   }
@@ -146,7 +147,12 @@ export interface SippResult {
 }
 
 /** Runs one SIPp scenario against 127.0.0.1:`port`; bounded by -timeout. */
-export async function sipp(scenario: string, port: number, args: string[] = []): Promise<SippResult> {
+export async function sipp(
+  scenario: string,
+  port: number,
+  args: string[] = [],
+  host = "127.0.0.1",
+): Promise<SippResult> {
   const dir = await Deno.makeTempDir({ prefix: "sipp-" });
   try {
     const logFile = `${dir}/log.txt`;
@@ -154,11 +160,11 @@ export async function sipp(scenario: string, port: number, args: string[] = []):
       args: [
         "-sf",
         scenario,
-        `127.0.0.1:${port}`,
+        host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`,
         "-i",
-        "127.0.0.1",
+        host,
         "-p",
-        String(freeUdpPort()),
+        String(freeUdpPort(host)),
         "-m",
         "1",
         "-timeout",

@@ -1,0 +1,156 @@
+// Orchestration pieces that need no network: SDP offer/answer, configuration, the
+// failure table, number normalisation, secret redaction.
+import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
+import { answerOffer, createOffer, SdpNegotiationError } from "../orchestration/sdp.ts";
+import { ConfigError, parseConfig, redactUrl } from "../orchestration/config.ts";
+import { failureResponse, normalizeNumber, PlanRejectedError } from "../orchestration/call_setup.ts";
+import { UpstreamError } from "../orchestration/grpc.ts";
+import { redactSecrets } from "../orchestration/logging.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s.replaceAll("\n", "\r\n"));
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+const offer = (media: string, extra = "") =>
+  enc(`v=0\no=c 1 1 IN IP4 192.0.2.10\ns=-\nc=IN IP4 192.0.2.10\nt=0 0\n${media}\n${extra}`);
+
+Deno.test("sdp - answer keeps the common codecs in offer order, on PUBLIC_IP and the allocated port", () => {
+  const a = answerOffer(
+    offer("m=audio 6000 RTP/AVP 18 8 0 96", "a=rtpmap:18 G729/8000\na=rtpmap:96 telephone-event/8000\n"),
+    "203.0.113.5",
+    10002,
+  );
+  const text = dec(a.body);
+  assert.match(text, /\r\nc=IN IP4 203\.0\.113\.5\r\n/);
+  assert.match(text, /\r\no=\S+ \d+ 1 IN IP4 203\.0\.113\.5\r\n/);
+  assert.match(
+    text,
+    /\r\nm=audio 10002 RTP\/AVP 8 0 96\r\n/,
+    "G729 dropped, telephone-event keeps its number",
+  );
+  assert.match(text, /a=rtpmap:96 telephone-event\/8000/);
+  assert.match(text, /a=sendrecv/);
+  assert.equal(a.callerRtpAddr, "192.0.2.10:6000");
+});
+
+Deno.test("sdp - media-level c= wins over session-level; hold (sendonly) is answered recvonly", () => {
+  const a = answerOffer(
+    offer("m=audio 7000 RTP/AVP 0", "c=IN IP4 192.0.2.77\na=sendonly\n"),
+    "203.0.113.5",
+    10004,
+  );
+  assert.equal(a.callerRtpAddr, "192.0.2.77:7000");
+  assert.match(dec(a.body), /a=recvonly/);
+});
+
+Deno.test("sdp - no common codec or no audio is a negotiation error (-> 488)", () => {
+  assert.throws(
+    () => answerOffer(offer("m=audio 6000 RTP/AVP 18 9"), "203.0.113.5", 10000),
+    SdpNegotiationError,
+  );
+  assert.throws(
+    () => answerOffer(offer("m=video 6000 RTP/AVP 31"), "203.0.113.5", 10000),
+    SdpNegotiationError,
+  );
+  assert.throws(() => answerOffer(enc("not sdp at all"), "203.0.113.5", 10000), SdpNegotiationError);
+});
+
+Deno.test("sdp - IPv6 answer and our offer for an INVITE without SDP", () => {
+  const a = answerOffer(
+    enc("v=0\no=c 1 1 IN IP6 2001:db8::1\ns=-\nc=IN IP6 2001:db8::1\nt=0 0\nm=audio 6000 RTP/AVP 0\n"),
+    "2001:db8::5",
+    10000,
+  );
+  assert.match(dec(a.body), /c=IN IP6 2001:db8::5/);
+  assert.equal(a.callerRtpAddr, "[2001:db8::1]:6000");
+  const o = dec(createOffer("203.0.113.5", 10006));
+  assert.match(o, /m=audio 10006 RTP\/AVP 0 8 101/);
+  assert.match(o, /a=fmtp:101 0-16/);
+});
+
+const PROD = {
+  SIP_SIGNALING_SERVICE_PUBLIC_IP: "203.0.113.5",
+  DIALPLAN_SERVICE_TARGET_GRPC_URL: "dialplan:12021",
+  MEDIA_SERVICE_TARGET_GRPC_URL: "media:12031",
+};
+
+Deno.test("config - both spellings are read and the later one wins", () => {
+  const c = parseConfig({ ...PROD, SIP_SIGNALING_SERVICE_PORT: "5070", PUBLIC_IP: "198.51.100.1" });
+  assert.equal(c.sip.port, 5070);
+  assert.equal(c.sip.publicIp, "203.0.113.5", "SIP_SIGNALING_SERVICE_PUBLIC_IP beats PUBLIC_IP");
+  const d = parseConfig({
+    ...PROD,
+    SIP_SIGNALING_SERVICE_PORT: "5070",
+    SIP_SIGNALING_SERVICE_SIP_PORT: "5080",
+  });
+  assert.equal(d.sip.port, 5080);
+  const e = parseConfig({
+    ...PROD,
+    DIALPLAN_SERVICE_TARGET_GRPC_URL: "",
+    DIALPLAN_SERVICE_GRPC_URL: "old-dialplan:1",
+  });
+  assert.equal(e.grpc.dialplanUrl, "old-dialplan:1", "earlier spelling alone still works");
+  assert.equal(c.grpc.port, 13021);
+  assert.equal(c.httpPort, 13020);
+  assert.equal(c.development, false);
+});
+
+Deno.test("config - a missing or bad value names its variable", () => {
+  const named = (env: Record<string, string>, variable: string) =>
+    assert.throws(
+      () => parseConfig(env),
+      (e: unknown) => e instanceof ConfigError && e.variable === variable,
+    );
+  named({ ...PROD, SIP_SIGNALING_SERVICE_PUBLIC_IP: "" }, "SIP_SIGNALING_SERVICE_PUBLIC_IP");
+  named({ ...PROD, SIP_SIGNALING_SERVICE_SIP_PORT: "70000" }, "SIP_SIGNALING_SERVICE_SIP_PORT");
+  named({ ...PROD, SIP_SIGNALING_SERVICE_PORT: "abc" }, "SIP_SIGNALING_SERVICE_PORT");
+  named({ ...PROD, MEDIA_SERVICE_TARGET_GRPC_URL: "" }, "MEDIA_SERVICE_TARGET_GRPC_URL");
+  named({ ...PROD, RABBITMQ_URL: "http://x" }, "RABBITMQ_URL");
+  named({ ...PROD, SIP_SIGNALING_SERVICE_CERT_PATH: "/c.pem" }, "SIP_SIGNALING_SERVICE_KEY_PATH");
+  named({ ...PROD, SIP_SIGNALING_SERVICE_MIN_SE: "30" }, "SIP_SIGNALING_SERVICE_MIN_SE");
+  named(
+    { ...PROD, SIP_SIGNALING_SERVICE_DEFAULT_COUNTRY_CODE: "+90" },
+    "SIP_SIGNALING_SERVICE_DEFAULT_COUNTRY_CODE",
+  );
+});
+
+Deno.test("config - embedded mode needs nothing", () => {
+  const c = parseConfig({}, { embedded: true });
+  assert.equal(c.sip.publicIp, "127.0.0.1");
+  assert.equal(c.grpc.dialplanUrl, undefined);
+  assert.equal(c.rabbitmqUrl, undefined);
+});
+
+Deno.test("failure table - each failure maps to one SIP status", () => {
+  const up = (service: "dialplan" | "media", code: grpc.status) =>
+    failureResponse(new UpstreamError(service, code, "x"));
+  assert.deepEqual(up("dialplan", grpc.status.NOT_FOUND), { status: 404, headers: [] });
+  for (const code of [grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED]) {
+    assert.deepEqual(up("dialplan", code), { status: 503, headers: [{ name: "Retry-After", value: "30" }] });
+  }
+  assert.equal(up("media", grpc.status.INTERNAL).status, 503);
+  assert.equal(failureResponse(new SdpNegotiationError("x")).status, 488);
+  assert.equal(failureResponse(new PlanRejectedError("unspecified")).status, 480);
+  assert.equal(failureResponse(new PlanRejectedError("anonymous")).status, 433);
+  assert.equal(failureResponse(new PlanRejectedError("maintenance")).status, 503);
+  assert.equal(failureResponse(new Error("bug")).status, 500);
+});
+
+Deno.test("numbers - normalised to E.164 digits with the configured country code", () => {
+  assert.equal(normalizeNumber("05321234567", "90"), "905321234567");
+  assert.equal(normalizeNumber("5321234567", "90"), "905321234567");
+  assert.equal(normalizeNumber("+905321234567", "90"), "905321234567");
+  assert.equal(normalizeNumber("00905321234567", "90"), "905321234567");
+  assert.equal(normalizeNumber("905321234567", "90"), "905321234567");
+  assert.equal(normalizeNumber("2125550100", "1"), "12125550100");
+  assert.equal(normalizeNumber("%2B4930123456", "90"), "4930123456");
+  assert.equal(normalizeNumber("anonymous", "90"), "anonymous");
+});
+
+Deno.test("secrets - passwords in URLs never reach a log line", () => {
+  assert.equal(redactUrl("amqp://user:s3cret@rabbit:5672/vh"), "amqp://user:***@rabbit:5672/vh");
+  assert.equal(
+    redactSecrets('{"message":"cannot reach amqps://svc:p%40ss@mq.internal:5671"}'),
+    '{"message":"cannot reach amqps://svc:***@mq.internal:5671"}',
+  );
+  assert.equal(redactSecrets("no secrets here"), "no secrets here");
+});
