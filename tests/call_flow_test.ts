@@ -1,0 +1,128 @@
+// The orchestrator with real gRPC to the reference backends, over an in-memory SIP
+// transport: late offer (SDP in the ACK), a carrier's second INVITE during setup,
+// CANCEL during setup. Events go to the in-memory sink.
+import assert from "node:assert/strict";
+import { headerValue, SipEndpoint, type SipResponse, tagOf, UasCore } from "../sip/mod.ts";
+import { DialogManager } from "../sip/dialog.ts";
+import { CallOrchestrator } from "../orchestration/call_setup.ts";
+import { ConsoleEventSink } from "../orchestration/events.ts";
+import { Upstreams } from "../orchestration/grpc.ts";
+import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { waitFor } from "./e2e/harness.ts";
+import { CALLER, MemoryTransport, requestBytes, type RequestSpec } from "./helpers.ts";
+
+const ALLOW = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"];
+const CALLER_SDP =
+  "v=0\r\no=c 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+
+async function setup(deadlineMs = 1000) {
+  const backends = await startReferenceServers();
+  const upstreams = new Upstreams({
+    dialplanUrl: backends.dialplanUrl,
+    mediaUrl: backends.mediaUrl,
+    userUrl: backends.userUrl,
+    deadlineMs,
+  });
+  const events = new ConsoleEventSink();
+  const wire = new MemoryTransport();
+  const endpoint = new SipEndpoint(wire, { timers: { t1: 500, t2: 4000, t4: 5000 } });
+  const dialogs = new DialogManager(endpoint, {
+    contactHost: "203.0.113.5",
+    contactPort: 5060,
+    sessionExpires: 1800,
+    minSE: 90,
+    allow: ALLOW,
+    serverName: "test",
+  });
+  const orchestrator = new CallOrchestrator(upstreams, events, dialogs, {
+    publicIp: "203.0.113.5",
+    defaultCountryCode: "90",
+  });
+  dialogs.setController(orchestrator);
+  endpoint.transactions.setUser(
+    new UasCore(endpoint.transactions, dialogs, {
+      allow: ALLOW,
+      supported: ["timer"],
+      accept: [],
+      serverName: "t",
+    }),
+  );
+  const feed = (spec: RequestSpec) => endpoint.receive(requestBytes(spec), CALLER);
+  const finalFor = (method: string) =>
+    wire.sent.map((s) => s.message).find((m): m is SipResponse =>
+      m.kind === "response" && m.status >= 200 && m.cseq.method === method
+    );
+  return {
+    backends,
+    events,
+    wire,
+    dialogs,
+    feed,
+    finalFor,
+    async [Symbol.asyncDispose]() {
+      dialogs.closeAll("test_end");
+      await endpoint.close();
+      upstreams.close();
+      await backends.close();
+    },
+  };
+}
+
+Deno.test({
+  name: "call flow - INVITE without SDP: our offer in the 200, call.started once the ACK answers",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using s = await setup();
+  s.feed({ body: "" });
+  const ok = await waitFor(() => s.finalFor("INVITE"));
+  assert.ok(ok !== undefined && ok.status === 200);
+  assert.match(new TextDecoder().decode(ok.body), /m=audio 1\d{4} RTP\/AVP 0 8 101/);
+  assert.equal(s.events.published.length, 0, "nothing before the caller's answer");
+  s.feed({ method: "ACK", toTag: tagOf(ok.to), body: CALLER_SDP.replace("6000", "6200") });
+  const types = s.events.published.map((e) => e.type);
+  assert.deepEqual(types, ["call.started", "call.answered"]);
+  const media = (s.events.published[0]?.body as { mediaInfo: { callerRtpAddr: string } }).mediaInfo;
+  assert.equal(media.callerRtpAddr, "192.0.2.10:6200", "caller address from the ACK's answer");
+});
+
+Deno.test({
+  name: "call flow - a second INVITE (new branch) during setup: 482, one orchestration, one call.started",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using s = await setup(3000);
+  // 905550000408 answers after 2 s: the resend arrives while the first is being set up.
+  s.feed({ uri: "sip:905550000408@127.0.0.1", body: CALLER_SDP });
+  s.feed({ uri: "sip:905550000408@127.0.0.1", body: CALLER_SDP, branch: "z9hG4bK-resent" });
+  assert.equal(s.wire.lastResponse().status, 482);
+  const ok = await waitFor(
+    () => s.wire.sent.some((x) => x.message.kind === "response" && x.message.status === 200),
+    5000,
+  );
+  assert.ok(ok);
+  assert.deepEqual(s.events.published.map((e) => e.type), ["call.started"]);
+  assert.equal(s.backends.traceIds.filter((t) => t.method === "ResolveDialplan").length, 1);
+  assert.equal(s.backends.ports.allocated.size, 1);
+});
+
+Deno.test({
+  name: "call flow - CANCEL during setup: 487, no 200, no event, no port left",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using s = await setup(3000);
+  s.feed({ uri: "sip:905550000408@127.0.0.1", body: CALLER_SDP });
+  s.feed({ method: "CANCEL", uri: "sip:905550000408@127.0.0.1", body: "" });
+  assert.equal(s.finalFor("INVITE")?.status, 487);
+  await new Promise((r) => setTimeout(r, 2500)); // the slow dialplan answers meanwhile
+  assert.equal(
+    s.wire.sent.filter((x) =>
+      x.message.kind === "response" && x.message.status === 200 && x.message.cseq.method === "INVITE"
+    ).length,
+    0,
+  );
+  assert.equal(s.events.published.length, 0);
+  assert.equal(s.backends.ports.allocated.size, 0);
+  assert.equal(headerValue(s.finalFor("CANCEL")?.headers ?? [], "CSeq"), "1 CANCEL");
+});
