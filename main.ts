@@ -59,11 +59,27 @@ async function main(): Promise<number> {
 
   let tls: MutualTls | undefined;
   if (config.grpc.tls !== undefined) {
-    tls = {
-      cert: Deno.readFileSync(config.grpc.tls.certPath),
-      key: Deno.readFileSync(config.grpc.tls.keyPath),
-      ca: Deno.readFileSync(config.grpc.tls.caPath),
+    const read = (variable: string, path: string): Uint8Array => {
+      try {
+        return Deno.readFileSync(path);
+      } catch (error) {
+        // The compiled binary may read only under /etc/sentiric/tls/ (deno.json permissions).
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ConfigError(variable, `cannot read "${path}": ${reason}`);
+      }
     };
+    try {
+      tls = {
+        cert: read("SIP_SIGNALING_SERVICE_CERT_PATH", config.grpc.tls.certPath),
+        key: read("SIP_SIGNALING_SERVICE_KEY_PATH", config.grpc.tls.keyPath),
+        ca: read("GRPC_TLS_CA_PATH", config.grpc.tls.caPath),
+      };
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      log.fatal("Configuration error: {message}", { message: error.message });
+      await resetLogging();
+      return 2;
+    }
   }
 
   const reference = config.embedded ? await startReferenceServersInWorker() : undefined;
