@@ -113,6 +113,7 @@ async function main(): Promise<number> {
   const orchestrator = new CallOrchestrator(upstreams, events, dialogs, {
     publicIp: config.sip.publicIp,
     defaultCountryCode: config.defaultCountryCode,
+    maxCallsInSetup: config.maxCallsInSetup,
   });
   dialogs.setController(orchestrator);
   endpoint.start(

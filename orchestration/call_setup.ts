@@ -51,6 +51,7 @@ export function failureResponse(error: unknown): { status: number; headers: SipH
     return { status: 500, headers: [] };
   }
   if (error instanceof SdpNegotiationError) return { status: 488, headers: [] };
+  if (error instanceof OverloadError) return { status: 503, headers: retryAfter(5) };
   if (error instanceof PlanRejectedError) {
     switch (error.kind) {
       case "unspecified":
@@ -107,12 +108,20 @@ export interface CallRecord {
 export interface OrchestratorOptions {
   readonly publicIp: string;
   readonly defaultCountryCode: string;
+  /** Calls allowed in setup at once; more get 503 with Retry-After without any backend call. Default 500. */
+  readonly maxCallsInSetup?: number;
+}
+
+/** Too many calls in setup at once: shed load before asking any backend. */
+export class OverloadError extends Error {
+  override readonly name = "OverloadError";
 }
 
 export interface OrchestratorCounters {
   callsOffered: number;
   callsAnswered: number;
   callsRejected: number;
+  callsShed: number;
   callsEnded: number;
   portReleaseFailures: number;
 }
@@ -126,6 +135,7 @@ export class CallOrchestrator implements CallController {
     callsOffered: 0,
     callsAnswered: 0,
     callsRejected: 0,
+    callsShed: 0,
     callsEnded: 0,
     portReleaseFailures: 0,
   };
@@ -142,9 +152,25 @@ export class CallOrchestrator implements CallController {
     this.#options = options;
   }
 
+  #inSetup = 0;
+
+  /** Calls between INVITE and their 200 or rejection. */
+  get callsInSetup(): number {
+    return this.#inSetup;
+  }
+
   onIncomingCall(call: IncomingCall): void {
     this.counters.callsOffered++;
-    this.#setUp(call).catch((error) => log.error("Unexpected error in call setup: {error}", { error }));
+    if (this.#inSetup >= (this.#options.maxCallsInSetup ?? 500)) {
+      this.counters.callsShed++;
+      const { status, headers } = failureResponse(new OverloadError("too many calls in setup"));
+      call.reject(status, headers);
+      return;
+    }
+    this.#inSetup++;
+    this.#setUp(call)
+      .catch((error) => log.error("Unexpected error in call setup: {error}", { error }))
+      .finally(() => this.#inSetup--);
   }
 
   async #setUp(call: IncomingCall): Promise<void> {

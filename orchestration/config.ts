@@ -49,6 +49,8 @@ export interface ServiceConfig {
   readonly rabbitmqUrl: string | undefined;
   /** Country code put before national numbers (E.164 without "+"). */
   readonly defaultCountryCode: string;
+  /** New calls beyond this many still being set up get 503 at once (overload). */
+  readonly maxCallsInSetup: number;
 }
 
 /** Every variable the service reads; `main.ts` reads exactly these. */
@@ -78,6 +80,7 @@ export const CONFIG_ENV_NAMES = [
   "SIP_SIGNALING_SERVICE_T4_MS",
   "SIP_SIGNALING_SERVICE_SESSION_EXPIRES",
   "SIP_SIGNALING_SERVICE_MIN_SE",
+  "SIP_SIGNALING_SERVICE_MAX_CALLS_IN_SETUP",
 ] as const;
 
 export type ConfigEnv = Partial<Record<(typeof CONFIG_ENV_NAMES)[number], string>>;
@@ -234,6 +237,13 @@ export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceCon
     ),
     rabbitmqUrl,
     defaultCountryCode: countryCode,
+    maxCallsInSetup: integer(
+      "SIP_SIGNALING_SERVICE_MAX_CALLS_IN_SETUP",
+      env.SIP_SIGNALING_SERVICE_MAX_CALLS_IN_SETUP,
+      500,
+      1,
+      1_000_000,
+    ),
   };
 }
 

@@ -21,6 +21,7 @@ export function metricsText(o: Observed): string {
     add(`sip_${snake(k)}_total`, v, `SIP endpoint ${k}`);
   }
   for (const [k, v] of Object.entries(o.orchestrator.counters)) add(`${snake(k)}_total`, v, `Calls: ${k}`);
+  add("calls_in_setup", o.orchestrator.callsInSetup, "Calls between INVITE and final answer", "gauge");
   add("active_dialogs", o.dialogs.size.dialogs, "Dialogs up", "gauge");
   add("calls_in_progress", o.dialogs.size.calls, "Calls being set up or up", "gauge");
   add("events_pending", o.events.pending, "Events not yet confirmed by the bus", "gauge");

@@ -15,7 +15,7 @@ const ALLOW = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"];
 const CALLER_SDP =
   "v=0\r\no=c 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
 
-async function setup(deadlineMs = 1000) {
+async function setup(deadlineMs = 1000, maxCallsInSetup = 500) {
   const backends = await startReferenceServers();
   const upstreams = new Upstreams({
     dialplanUrl: backends.dialplanUrl,
@@ -37,6 +37,7 @@ async function setup(deadlineMs = 1000) {
   const orchestrator = new CallOrchestrator(upstreams, events, dialogs, {
     publicIp: "203.0.113.5",
     defaultCountryCode: "90",
+    maxCallsInSetup,
   });
   dialogs.setController(orchestrator);
   endpoint.transactions.setUser(
@@ -125,4 +126,30 @@ Deno.test({
   assert.equal(s.events.published.length, 0);
   assert.equal(s.backends.ports.allocated.size, 0);
   assert.equal(headerValue(s.finalFor("CANCEL")?.headers ?? [], "CSeq"), "1 CANCEL");
+});
+
+Deno.test({
+  name: "call flow - a flood beyond the setup limit is shed with 503 before any backend call",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using s = await setup(3000, 1);
+  s.feed({ uri: "sip:905550000408@127.0.0.1", body: CALLER_SDP, callId: "first@x" });
+  s.feed({ uri: "sip:905550000408@127.0.0.1", body: CALLER_SDP, callId: "second@x", branch: "z9hG4bK-2" });
+  const shed = s.wire.lastResponse();
+  assert.equal(shed.status, 503);
+  assert.equal(shed.callId, "second@x");
+  assert.equal(headerValue(shed.headers, "Retry-After"), "5");
+  assert.equal(s.backends.traceIds.filter((t) => t.method === "ResolveDialplan").length <= 1, true);
+  await waitFor(
+    () => s.wire.sent.some((x) => x.message.kind === "response" && x.message.status === 200),
+    5000,
+  );
+  s.feed({ body: CALLER_SDP, callId: "third@x", branch: "z9hG4bK-3" });
+  await waitFor(() => s.events.published.length === 2, 3000);
+  assert.deepEqual(
+    s.events.published.map((e) => e.callId),
+    ["first@x", "third@x"],
+    "accepted again once setup drained",
+  );
 });

@@ -154,3 +154,13 @@ Deno.test("secrets - passwords in URLs never reach a log line", () => {
   );
   assert.equal(redactSecrets("no secrets here"), "no secrets here");
 });
+
+Deno.test("config - every variable the service reads is allowed by the service permission set", async () => {
+  const { CONFIG_ENV_NAMES } = await import("../orchestration/config.ts");
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const allowed: string[] = config.permissions.service.env;
+  assert.deepEqual(CONFIG_ENV_NAMES.filter((n) => !allowed.includes(n)), []);
+  assert.equal(config.permissions.service.run, undefined, "the service runs no subprocess");
+  assert.equal(config.permissions.service.write, undefined, "the service writes no file");
+  assert.match(config.tasks.compile, /-P=service/);
+});
