@@ -2,7 +2,7 @@
 // outbox across an outage (the broker is reached through a TCP proxy the test can cut).
 import assert from "node:assert/strict";
 import { AmqpEventPublisher, callEnded } from "../orchestration/events.ts";
-import { EventConsumer, missingPeers, waitFor } from "./e2e/harness.ts";
+import { EventConsumer, freeTcpPort, missingPeers, waitFor } from "./e2e/harness.ts";
 
 const skip = await missingPeers();
 
@@ -57,20 +57,13 @@ class CuttableProxy {
   }
 }
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 Deno.test({
   name: "events - kept in the outbox during a broker outage and delivered after reconnecting",
   ignore: skip !== undefined,
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const proxy = new CuttableProxy(freePort(), { hostname: "127.0.0.1", port: 5672 });
+  const proxy = new CuttableProxy(freeTcpPort(), { hostname: "127.0.0.1", port: 5672 });
   proxy.up();
   await using consumer = await EventConsumer.start("call.ended");
   const publisher = new AmqpEventPublisher({
