@@ -149,3 +149,26 @@ Deno.test("endpoint - responses go to the sent-by when no rport was asked and th
   );
   assert.deepEqual(s.wire.sent[2]?.destination, { hostname: "192.0.2.99", port: 5060 }, "maddr wins");
 });
+
+Deno.test("endpoint - a flood of garbage is counted in full but logged at a limited rate", async () => {
+  const { configure, reset } = await import("@logtape/logtape");
+  const records: unknown[] = [];
+  await configure({
+    reset: true,
+    sinks: { memory: (r) => records.push(r) },
+    loggers: [
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+      { category: ["sip"], sinks: ["memory"], lowestLevel: "debug" },
+    ],
+  });
+  try {
+    const wire = new MemoryTransport();
+    const endpoint = new SipEndpoint(wire, { clock: new FakeClock(), parseErrorLogsPerSecond: 3 });
+    for (let i = 0; i < 50; i++) endpoint.receive(new TextEncoder().encode(`garbage ${i}\r\n\r\n`), CALLER);
+    assert.equal(endpoint.counters.parseErrors, 50);
+    assert.equal(records.length, 3, "three log lines in the first second, the rest counted");
+    assert.equal(wire.raw.length, 0, "nothing answered");
+  } finally {
+    await reset();
+  }
+});
