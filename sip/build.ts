@@ -4,7 +4,7 @@
  * input, so a built message and its parsed bytes are equal.
  */
 import { formatVia } from "./grammar.ts";
-import { canonicalHeaderName, isListHeader, splitHeaderList } from "./headers.ts";
+import { canonicalHeaderName, splitHeaderList } from "./headers.ts";
 import type { Param, SipHeader, SipRequest, SipResponse, Via } from "./message.ts";
 import { interpretFrame } from "./parse.ts";
 
@@ -123,7 +123,7 @@ export function replaceTopVia(request: SipRequest, via: Via): SipRequest {
   const index = headers.findIndex((h) => canonicalHeaderName(h.name) === "Via");
   const line = headers[index];
   if (line === undefined) return request;
-  const values = isListHeader("Via") ? splitHeaderList(line.value) : [line.value];
+  const values = splitHeaderList(line.value);
   values[0] = formatVia(via);
   headers[index] = { name: line.name, value: values.join(", ") };
   return { ...request, headers, via: [via, ...request.via.slice(1)] };

@@ -13,7 +13,7 @@
 import { buildRequest, buildResponse, reasonPhrase } from "./build.ts";
 import type { CancelTimer } from "./clock.ts";
 import { formatVia, parseNameAddr, parseUri } from "./grammar.ts";
-import { headerValue, headerValues } from "./headers.ts";
+import { canonicalHeaderName, headerValue, headerValues } from "./headers.ts";
 import { paramValue, type SipHeader, type SipRequest, tagOf } from "./message.ts";
 import { serializeMessage } from "./serialize.ts";
 import type { SipEndpoint } from "./endpoint.ts";
@@ -253,9 +253,8 @@ export class DialogManager implements UasHandler {
     const request = call.request;
     const dialog = new Dialog(request, randomTag(), call.source);
     const headers: SipHeader[] = [
-      ...headerValues(request.headers, "Record-Route").length > 0
-        ? request.headers.filter((h) => h.name.toLowerCase() === "record-route")
-        : [],
+      // Section 12.1.1: Record-Route is copied into the 2xx as received.
+      ...request.headers.filter((h) => canonicalHeaderName(h.name) === "Record-Route"),
       {
         name: "Contact",
         value: `<sip:${formatHost(this.#options.contactHost)}:${this.#options.contactPort}>`,
