@@ -144,6 +144,8 @@ export interface SippResult {
   readonly code: number;
   readonly stdout: string;
   readonly log: string;
+  /** SIPp's message trace, when run with -trace_msg. */
+  readonly messages: string;
 }
 
 /** Runs one SIPp scenario against 127.0.0.1:`port`; bounded by -timeout. */
@@ -173,6 +175,8 @@ export async function sipp(
         "-trace_logs",
         "-log_file",
         logFile,
+        "-message_file",
+        `${dir}/messages.txt`,
         "-nostdin",
         ...args,
       ],
@@ -186,7 +190,13 @@ export async function sipp(
     } catch {
       // No log lines written.
     }
-    return { code: out.code, stdout: decoder.decode(out.stdout) + decoder.decode(out.stderr), log };
+    let messages = "";
+    try {
+      messages = await Deno.readTextFile(`${dir}/messages.txt`);
+    } catch {
+      // Not traced.
+    }
+    return { code: out.code, stdout: decoder.decode(out.stdout) + decoder.decode(out.stderr), log, messages };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,0 +1,159 @@
+// The platform's topology: a record-routing proxy (Kamailio) between the caller
+// (SIPp) and the service. Our 200 must carry the Record-Route, the caller's ACK and
+// BYE come back through the proxy, and our own BYE (TerminateCall) follows the route
+// set through the proxy to the caller.
+import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
+import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { SipSignalingServiceClient } from "../proto/gen/sentiric/sip/v1/signaling.ts";
+import {
+  EventConsumer,
+  freeUdpPort,
+  missingPeers,
+  RABBITMQ_URL,
+  scenarioPath,
+  sipp,
+  startService,
+  waitFor,
+} from "./e2e/harness.ts";
+
+async function kamailioAvailable(): Promise<boolean> {
+  try {
+    await new Deno.Command("kamailio", { args: ["-v"], stdout: "null", stderr: "null" }).output();
+    return true;
+  } catch {
+    if (Deno.env.get("CI") === "true") {
+      throw new Error("Kamailio missing; CI must install it (apt-get install kamailio)");
+    }
+    // deno-lint-ignore no-console
+    console.warn("SKIPPED: Kamailio proxy tests need kamailio (apt-get install kamailio)");
+    return false;
+  }
+}
+
+const skip = (await missingPeers()) !== undefined || !(await kamailioAvailable());
+
+async function startKamailio(serviceSipPort: number) {
+  const port = freeUdpPort();
+  const dir = await Deno.makeTempDir({ prefix: "kamailio-" });
+  const template = await Deno.readTextFile(new URL("./kamailio/proxy.cfg", import.meta.url));
+  const cfg = `${dir}/proxy.cfg`;
+  await Deno.writeTextFile(
+    cfg,
+    template.replaceAll("__PROXY_PORT__", String(port)).replaceAll(
+      "__SERVICE_PORT__",
+      String(serviceSipPort),
+    ),
+  );
+  const child = new Deno.Command("kamailio", {
+    args: ["-f", cfg, "-DD", "-E", "-Y", dir, "-m", "64", "-M", "8"],
+    stdout: "null",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const log: string[] = [];
+  const pump = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log.push(chunk);
+  })();
+  await waitFor(() => log.join("").includes("INFO") || undefined, 3000);
+  await new Promise((r) => setTimeout(r, 300));
+  return {
+    port,
+    log,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // gone
+      }
+      await child.status;
+      await pump;
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test({
+  name: "e2e - through a Kamailio proxy: Record-Route honoured both ways",
+  ignore: skip,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  await using backends = await startReferenceServers();
+  await using consumer = await EventConsumer.start();
+  await using service = await startService({
+    DIALPLAN_SERVICE_TARGET_GRPC_URL: backends.dialplanUrl,
+    MEDIA_SERVICE_TARGET_GRPC_URL: backends.mediaUrl,
+    USER_SERVICE_TARGET_GRPC_URL: backends.userUrl,
+    RABBITMQ_URL,
+  });
+  const proxy = await startKamailio(service.sipPort);
+  try {
+    await t.step("caller hangs up: ACK and BYE travel back through the proxy", async () => {
+      const before = consumer.events.length;
+      const r = await sipp(scenarioPath("uac_call.xml"), proxy.port, [
+        "-s",
+        "905551112233",
+        "-d",
+        "200",
+        "-trace_msg",
+      ]);
+      assert.equal(r.code, 0, `${r.stdout}\n${proxy.log.join("").slice(-2000)}`);
+      const ok = r.messages.split(/\n-{10,}/).find((m) =>
+        /\nSIP\/2\.0 200 OK/.test(m) && /CSeq: 1 INVITE/.test(m)
+      ) ?? "";
+      assert.match(
+        ok,
+        new RegExp(`Record-Route: <sip:127\\.0\\.0\\.1:${proxy.port};lr`),
+        "our 200 carries the proxy's Record-Route",
+      );
+      assert.match(
+        r.messages,
+        new RegExp(`\nBYE [^\n]*\n[^]*?Route: <sip:127\\.0\\.0\\.1:${proxy.port};lr`),
+        "the caller's BYE is routed via the proxy",
+      );
+      const ended = await waitFor(() =>
+        consumer.events.slice(before).find((e) => e.routingKey === "call.ended")
+      );
+      assert.equal(ended?.body.reason, "normal_clearing");
+      assert.deepEqual(consumer.events.slice(before).map((e) => e.routingKey), [
+        "call.started",
+        "call.answered",
+        "call.ended",
+      ]);
+    });
+
+    await t.step("TerminateCall: our BYE follows the route set through the proxy to the caller", async () => {
+      const before = consumer.events.length;
+      const caller = sipp(scenarioPath("uac_wait_bye.xml"), proxy.port, ["-s", "905551112233", "-trace_msg"]);
+      const answered = await waitFor(() =>
+        consumer.events.slice(before).find((e) => e.routingKey === "call.answered")
+      );
+      assert.ok(answered, "call answered through the proxy");
+      const client = new SipSignalingServiceClient(
+        `127.0.0.1:${service.grpcPort}`,
+        grpc.credentials.createInsecure(),
+      );
+      try {
+        const r = await new Promise<{ success: boolean }>((resolve, reject) =>
+          client.terminateCall(
+            { callId: String(answered.body.callId), reason: "completed_by_agent" },
+            (e, res) => (e ? reject(e) : resolve(res)),
+          )
+        );
+        assert.equal(r.success, true);
+      } finally {
+        client.close();
+      }
+      const result = await caller;
+      assert.equal(result.code, 0, `the caller got our BYE: ${result.stdout}`);
+      const bye = result.messages.split(/\n-{10,}/).find((m) => /received[^\n]*\n\s*BYE /.test(m)) ?? "";
+      const vias = [...bye.matchAll(/\nVia: ([^\n]*)/g)].map((m) => m[1] ?? "");
+      assert.equal(vias.length, 2, `our BYE crossed the proxy (its Via on top): ${bye}`);
+      assert.match(vias[0] ?? "", new RegExp(`127\\.0\\.0\\.1:${proxy.port}`));
+      assert.equal(backends.ports.allocated.size, 0);
+    });
+  } finally {
+    await proxy.stop();
+  }
+});
