@@ -6,7 +6,7 @@
 import { freeTcpPort, freeUdpPort, RABBITMQ_URL, scenarioPath } from "../tests/e2e/harness.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const RATES = [200, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000];
+const RATES = [200, 500, 600, 700, 800, 1000, 1500, 2000, 2500, 3000, 4000, 5000];
 const SECONDS_PER_STEP = 4;
 const decoder = new TextDecoder();
 
