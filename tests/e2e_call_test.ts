@@ -5,7 +5,6 @@ import * as grpc from "@grpc/grpc-js";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
 import { CallEndedEvent, CallStartedEvent } from "../proto/gen/sentiric/event/v1/event.ts";
 import { ActionType } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
-import { SipSignalingServiceClient } from "../proto/gen/sentiric/sip/v1/signaling.ts";
 import {
   EventConsumer,
   freeTcpPort,
@@ -15,6 +14,7 @@ import {
   scenarioPath,
   sipp,
   startService,
+  terminateCall,
   waitFor,
 } from "./e2e/harness.ts";
 
@@ -159,38 +159,27 @@ Deno.test({
   }
 
   await t.step("TerminateCall sends BYE to the caller, releases the port, publishes call.ended", async () => {
-    const client = new SipSignalingServiceClient(
-      `127.0.0.1:${service.grpcPort}`,
-      grpc.credentials.createInsecure(),
+    const terminate = (callId: string, reason: string) => terminateCall(service.grpcPort, callId, reason);
+    const unknown = await terminate("no-such-call", "completed_by_agent");
+    assert.equal(unknown.success, false);
+    assert.match(unknown.message, /no-such-call/);
+    const before = consumer.events.length;
+    const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
+    const started = await waitFor(() =>
+      consumer.events.slice(before).find((e) => e.routingKey === "call.started")
     );
-    try {
-      const terminate = (callId: string, reason: string) =>
-        new Promise<{ success: boolean; message: string }>((resolve, reject) =>
-          client.terminateCall({ callId, reason }, (e, r) => (e ? reject(e) : resolve(r)))
-        );
-      const unknown = await terminate("no-such-call", "completed_by_agent");
-      assert.equal(unknown.success, false);
-      assert.match(unknown.message, /no-such-call/);
-      const before = consumer.events.length;
-      const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
-      const started = await waitFor(() =>
-        consumer.events.slice(before).find((e) => e.routingKey === "call.started")
-      );
-      assert.ok(started);
-      const callId = String(started.body.callId);
-      await waitFor(() => consumer.forCall(callId).some((e) => e.routingKey === "call.answered"));
-      const r = await terminate(callId, "completed_by_agent");
-      assert.deepEqual(r, { success: true, message: "BYE sent" });
-      const result = await caller;
-      assert.equal(result.code, 0, result.stdout);
-      const ended = await waitFor(() => consumer.forCall(callId).find((e) => e.routingKey === "call.ended"));
-      assert.equal(ended?.body.reason, "completed_by_agent");
-      assert.equal(backends.ports.allocated.size, 0);
-      const again = await terminate(callId, "completed_by_agent");
-      assert.equal(again.success, false, "a call ends once");
-    } finally {
-      client.close();
-    }
+    assert.ok(started);
+    const callId = String(started.body.callId);
+    await waitFor(() => consumer.forCall(callId).some((e) => e.routingKey === "call.answered"));
+    const r = await terminate(callId, "completed_by_agent");
+    assert.deepEqual(r, { success: true, message: "BYE sent" });
+    const result = await caller;
+    assert.equal(result.code, 0, result.stdout);
+    const ended = await waitFor(() => consumer.forCall(callId).find((e) => e.routingKey === "call.ended"));
+    assert.equal(ended?.body.reason, "completed_by_agent");
+    assert.equal(backends.ports.allocated.size, 0);
+    const again = await terminate(callId, "completed_by_agent");
+    assert.equal(again.success, false, "a call ends once");
   });
 
   await t.step("health and metrics over HTTP", async () => {

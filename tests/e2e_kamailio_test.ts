@@ -3,9 +3,7 @@
 // BYE come back through the proxy, and our own BYE (TerminateCall) follows the route
 // set through the proxy to the caller.
 import assert from "node:assert/strict";
-import * as grpc from "@grpc/grpc-js";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
-import { SipSignalingServiceClient } from "../proto/gen/sentiric/sip/v1/signaling.ts";
 import {
   EventConsumer,
   freeUdpPort,
@@ -14,6 +12,7 @@ import {
   scenarioPath,
   sipp,
   startService,
+  terminateCall,
   waitFor,
 } from "./e2e/harness.ts";
 
@@ -130,21 +129,8 @@ Deno.test({
         consumer.events.slice(before).find((e) => e.routingKey === "call.answered")
       );
       assert.ok(answered, "call answered through the proxy");
-      const client = new SipSignalingServiceClient(
-        `127.0.0.1:${service.grpcPort}`,
-        grpc.credentials.createInsecure(),
-      );
-      try {
-        const r = await new Promise<{ success: boolean }>((resolve, reject) =>
-          client.terminateCall(
-            { callId: String(answered.body.callId), reason: "completed_by_agent" },
-            (e, res) => (e ? reject(e) : resolve(res)),
-          )
-        );
-        assert.equal(r.success, true);
-      } finally {
-        client.close();
-      }
+      const r = await terminateCall(service.grpcPort, String(answered.body.callId), "completed_by_agent");
+      assert.equal(r.success, true);
       const result = await caller;
       assert.equal(result.code, 0, `the caller got our BYE: ${result.stdout}`);
       const bye = result.messages.split(/\n-{10,}/).find((m) => /received[^\n]*\n\s*BYE /.test(m)) ?? "";

@@ -3,6 +3,8 @@
 // process (so tests can inspect the port pool), and a real RabbitMQ consumer.
 import { Buffer } from "node:buffer";
 import amqp from "amqplib";
+import * as grpc from "@grpc/grpc-js";
+import { SipSignalingServiceClient } from "../../proto/gen/sentiric/sip/v1/signaling.ts";
 import { EVENTS_EXCHANGE } from "../../orchestration/events.ts";
 
 export const RABBITMQ_URL = Deno.env.get("TEST_RABBITMQ_URL") ?? "amqp://guest:guest@127.0.0.1:5672";
@@ -269,5 +271,21 @@ export async function waitFor<T>(check: () => T | undefined | false, ms = 5000):
     if (v !== undefined && v !== false) return v;
     if (Date.now() > until) return undefined;
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Calls the service's SipSignalingService.TerminateCall over gRPC, as the agent does. */
+export async function terminateCall(
+  grpcPort: number,
+  callId: string,
+  reason: string,
+): Promise<{ success: boolean; message: string }> {
+  const client = new SipSignalingServiceClient(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
+  try {
+    return await new Promise((resolve, reject) =>
+      client.terminateCall({ callId, reason }, (e, r) => (e ? reject(e) : resolve(r)))
+    );
+  } finally {
+    client.close();
   }
 }
