@@ -11,11 +11,20 @@ export interface UdpTransportOptions {
   readonly port: number;
 }
 
+/** Largest UDP payload over IPv4 (65535 - 8 - 20). */
+const MAX_DATAGRAM = 65507;
+
 export class UdpTransport implements SipTransport {
   readonly protocol = "UDP";
   readonly local: SipAddress;
   #socket: Deno.DatagramConn;
   #closed = false;
+  /**
+   * One receive buffer for the life of the socket. Without it `receive()` allocates a
+   * zeroed 64 KiB buffer per datagram, and every parsed message would keep its own
+   * alive for as long as its transaction (32 s after the final response on UDP).
+   */
+  readonly #buffer = new Uint8Array(MAX_DATAGRAM);
 
   private constructor(socket: Deno.DatagramConn) {
     this.#socket = socket;
@@ -42,16 +51,17 @@ export class UdpTransport implements SipTransport {
     while (!this.#closed) {
       let received: [Uint8Array, Deno.Addr];
       try {
-        received = await this.#socket.receive();
+        received = await this.#socket.receive(this.#buffer);
       } catch (error) {
         if (this.#closed) return;
         // ICMP errors from an earlier send surface here on some systems: not fatal.
         if (error instanceof Deno.errors.ConnectionReset) continue;
         throw error;
       }
-      const [bytes, addr] = received;
+      const [view, addr] = received;
       const net = addr as Deno.NetAddr;
-      yield { bytes, source: { hostname: net.hostname, port: net.port } };
+      // A copy of exactly the datagram: the buffer is reused by the next receive.
+      yield { bytes: view.slice(), source: { hostname: net.hostname, port: net.port } };
     }
   }
 

@@ -53,9 +53,11 @@ Deno.test({
     if (inSetup === 0 && dialogs === 0 && backends.ports.allocated.size === 0) break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  assert.equal(inSetup, 0, "no call stuck in setup");
-  assert.equal(dialogs, 0, "no dialog left");
-  assert.equal(backends.ports.allocated.size, 0, "every port released");
+  const left = `after the flood (${ok} completed, ${shed} shed): ${inSetup} in setup, ${dialogs} dialogs, ` +
+    `${backends.ports.allocated.size} ports allocated`;
+  assert.equal(inSetup, 0, `no call stuck in setup ${left}`);
+  assert.equal(dialogs, 0, `no dialog left ${left}`);
+  assert.equal(backends.ports.allocated.size, 0, `every port released ${left}`);
   const after = await sipp(scenarioPath("uac_call.xml"), service.sipPort, [
     "-s",
     "905551112233",
