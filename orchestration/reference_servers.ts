@@ -100,12 +100,18 @@ export interface ReferenceServers extends AsyncDisposable {
   readonly userUrl: string;
   readonly mediaUrl: string;
   readonly ports: PortPool;
-  /** Trace ids seen in `x-trace-id` metadata, by method. */
+  /**
+   * Trace ids seen in `x-trace-id` metadata, by method: the most recent
+   * `TRACE_IDS_KEPT`, so a long-running embedded instance does not grow without bound.
+   */
   readonly traceIds: { method: string; traceId: string }[];
   /** When set, AllocatePort fails with this status (tests of the failure table). */
   mediaFailure: grpc.status | undefined;
   close(): Promise<void>;
 }
+
+/** How many (method, trace id) pairs the reference servers remember. */
+export const TRACE_IDS_KEPT = 1000;
 
 async function bind(server: grpc.Server, host: string): Promise<string> {
   const port = await new Promise<number>((resolve, reject) =>
@@ -124,8 +130,10 @@ export async function startReferenceServers(
   ports = new PortPool(),
 ): Promise<ReferenceServers> {
   const traceIds: { method: string; traceId: string }[] = [];
-  const seen = (method: string, md: grpc.Metadata) =>
+  const seen = (method: string, md: grpc.Metadata) => {
+    if (traceIds.length >= TRACE_IDS_KEPT) traceIds.splice(0, traceIds.length - TRACE_IDS_KEPT + 1);
     traceIds.push({ method, traceId: String(md.get("x-trace-id")[0] ?? "") });
+  };
 
   const userServer = new grpc.Server();
   userServer.addService(UserServiceService, {
