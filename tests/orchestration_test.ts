@@ -6,7 +6,8 @@ import { answerOffer, createOffer, SdpNegotiationError } from "../orchestration/
 import { ConfigError, parseConfig, redactUrl } from "../orchestration/config.ts";
 import { failureResponse, normalizeNumber, PlanRejectedError } from "../orchestration/call_setup.ts";
 import { UpstreamError } from "../orchestration/grpc.ts";
-import { redactSecrets } from "../orchestration/logging.ts";
+import { batchedLineSink, redactSecrets } from "../orchestration/logging.ts";
+import type { LogRecord } from "@logtape/logtape";
 
 const enc = (s: string) => new TextEncoder().encode(s.replaceAll("\n", "\r\n"));
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -153,6 +154,29 @@ Deno.test("secrets - passwords in URLs never reach a log line", () => {
     '{"message":"cannot reach amqps://svc:***@mq.internal:5671"}',
   );
   assert.equal(redactSecrets("no secrets here"), "no secrets here");
+});
+
+Deno.test("logging - lines are written in batches, in order, none dropped, the rest on dispose", async () => {
+  const writes: string[] = [];
+  const out = {
+    // Accepts at most 1000 bytes per call, as a pipe may: the sink must write the rest.
+    writeSync(bytes: Uint8Array) {
+      const n = Math.min(bytes.length, 1000);
+      writes.push(new TextDecoder().decode(bytes.subarray(0, n)));
+      return n;
+    },
+  };
+  const sink = batchedLineSink((r) => `${r.message[0]}\n`, out, 10);
+  const record = (i: number) => ({ message: [`line ${i}`] }) as unknown as LogRecord;
+  for (let i = 0; i < 1000; i++) sink(record(i));
+  assert.equal(writes.length, 0, "nothing written on the hot path");
+  await new Promise((r) => setTimeout(r, 30));
+  const lines = writes.join("").split("\n").filter((l) => l !== "");
+  assert.deepEqual(lines, Array.from({ length: 1000 }, (_, i) => `line ${i}`));
+  assert.ok(writes.length < 20, `one batch, split only by short writes (${writes.length} writes)`);
+  sink(record(1000));
+  sink[Symbol.dispose]();
+  assert.equal(writes.at(-1), "line 1000\n", "dispose writes what is pending");
 });
 
 Deno.test("config - every variable the service reads is allowed by the service permission set", async () => {
