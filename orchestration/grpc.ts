@@ -46,14 +46,28 @@ export function serverCredentials(tls: MutualTls | undefined): grpc.ServerCreden
   );
 }
 
+/**
+ * Reconnect backoff: grpc-js defaults to 1 s growing to 120 s, so a backend that
+ * restarts (a deploy) would cost a second of failed calls and one that was down for
+ * minutes could stay unused for up to two more after it is back. Calls wait for the
+ * channel (up to their deadline, see `call`) instead of failing at once.
+ */
+export const RECONNECT_BACKOFF_MS = { initial: 100, max: 2000 } as const;
+
 function channelOptions(tls: MutualTls | undefined, serverName: string): grpc.ChannelOptions {
+  const backoff = {
+    "grpc.initial_reconnect_backoff_ms": RECONNECT_BACKOFF_MS.initial,
+    "grpc.max_reconnect_backoff_ms": RECONNECT_BACKOFF_MS.max,
+  };
   return tls === undefined
-    ? {}
-    : { "grpc.ssl_target_name_override": serverName, "grpc.default_authority": serverName };
+    ? backoff
+    : { ...backoff, "grpc.ssl_target_name_override": serverName, "grpc.default_authority": serverName };
 }
 
 function metadata(traceId: string): grpc.Metadata {
-  const md = new grpc.Metadata();
+  // waitForReady: while the channel reconnects (a backend restart), a call waits for
+  // it within its deadline rather than failing with UNAVAILABLE at once.
+  const md = new grpc.Metadata({ waitForReady: true });
   md.set("x-trace-id", traceId);
   return md;
 }
