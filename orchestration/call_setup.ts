@@ -159,8 +159,20 @@ export class CallOrchestrator implements CallController {
     return this.#inSetup;
   }
 
+  #accepting = true;
+
+  /** Shutdown: from now on every new call gets 503 with Retry-After, no backend asked. */
+  stopAccepting(): void {
+    this.#accepting = false;
+  }
+
   onIncomingCall(call: IncomingCall): void {
     this.counters.callsOffered++;
+    if (!this.#accepting) {
+      const { status, headers } = failureResponse(new OverloadError("shutting down"));
+      call.reject(status, headers);
+      return;
+    }
     if (this.#inSetup >= (this.#options.maxCallsInSetup ?? 500)) {
       this.counters.callsShed++;
       const { status, headers } = failureResponse(new OverloadError("too many calls in setup"));
@@ -168,9 +180,37 @@ export class CallOrchestrator implements CallController {
       return;
     }
     this.#inSetup++;
-    this.#setUp(call)
-      .catch((error) => log.error("Unexpected error in call setup: {error}", { error }))
-      .finally(() => this.#inSetup--);
+    this.#track(
+      this.#setUp(call)
+        .catch((error) => log.error("Unexpected error in call setup: {error}", { error }))
+        .finally(() => this.#inSetup--),
+    );
+  }
+
+  /** Call setups and port releases still waiting on a backend. */
+  readonly #inFlight = new Set<Promise<void>>();
+
+  #track(work: Promise<void>): void {
+    this.#inFlight.add(work);
+    work.finally(() => this.#inFlight.delete(work));
+  }
+
+  /**
+   * Waits (at most `timeoutMs`) for every call setup and port release in flight to
+   * finish: at shutdown, so the ports of the calls just ended go back to the media
+   * service before the process exits.
+   */
+  async settle(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#inFlight.size > 0 && Date.now() < deadline) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.#inFlight]),
+        new Promise((r) => timer = setTimeout(r, Math.max(0, deadline - Date.now()))),
+      ]);
+      clearTimeout(timer);
+    }
+    return this.#inFlight.size === 0;
   }
 
   async #setUp(call: IncomingCall): Promise<void> {
@@ -281,7 +321,7 @@ export class CallOrchestrator implements CallController {
         media: { callerRtpAddr: record.callerRtpAddr, serverRtpPort: record.rtpPort },
       }));
     }
-    this.#release(record.rtpPort, record.traceId).catch(() => {});
+    this.#track(this.#release(record.rtpPort, record.traceId));
   }
 
   answerReoffer(dialog: Dialog, offer: Uint8Array): Uint8Array | undefined {

@@ -520,7 +520,16 @@ export class DialogManager implements UasHandler {
   }
 
   /** Shutdown: ends every dialog with BYE (best effort). */
-  closeAll(reason: EndReason): void {
+  /**
+   * Shutdown: calls still being set up get 503 with Retry-After (RFC 3261 section
+   * 21.5.4), so the caller retries elsewhere; calls that are up get our BYE.
+   */
+  closeAll(reason: EndReason, retryAfterSeconds = 5): void {
+    for (const entry of [...this.#callIds.values()]) {
+      if (entry instanceof IncomingCall && !entry.answered) {
+        entry.reject(503, [{ name: "Retry-After", value: String(retryAfterSeconds) }]);
+      }
+    }
     for (const dialog of [...this.#dialogs.values()]) this.terminate(dialog, reason);
   }
 }

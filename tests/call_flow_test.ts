@@ -58,6 +58,7 @@ async function setup(deadlineMs = 1000, maxCallsInSetup = 500) {
     events,
     wire,
     dialogs,
+    orchestrator,
     feed,
     finalFor,
     async [Symbol.asyncDispose]() {
@@ -152,4 +153,54 @@ Deno.test({
     ["first@x", "third@x"],
     "accepted again once setup drained",
   );
+});
+
+Deno.test({
+  name: "call flow - shutdown: 503 for calls in setup and new calls, BYE for calls up, every port released",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using s = await setup(3000);
+  s.feed({ body: CALLER_SDP, callId: "up@x", branch: "z9hG4bK-up" });
+  const ok = await waitFor(() => s.finalFor("INVITE"));
+  assert.equal(ok?.status, 200);
+  s.feed({
+    method: "ACK",
+    callId: "up@x",
+    branch: "z9hG4bK-ack",
+    toTag: tagOf(ok?.to ?? { uri: "", params: [] }),
+  });
+  // 905550000408 answers after 2 s: this one is still in setup when the shutdown starts.
+  s.feed({ uri: "sip:905550000408@127.0.0.1", body: CALLER_SDP, callId: "setup@x", branch: "z9hG4bK-s" });
+  await waitFor(() =>
+    s.backends.traceIds.some((t) => t.method === "ResolveDialplan" && s.orchestrator.callsInSetup === 1)
+  );
+
+  s.orchestrator.stopAccepting();
+  s.dialogs.closeAll("terminated_by_request");
+  const responses = () =>
+    s.wire.sent.map((x) => x.message).filter((m): m is SipResponse => m.kind === "response");
+  const inSetup = responses().find((m) => m.callId === "setup@x" && m.status >= 200);
+  assert.equal(inSetup?.status, 503, "the call in setup is refused");
+  assert.equal(headerValue(inSetup?.headers ?? [], "Retry-After"), "5");
+  assert.ok(
+    s.wire.sent.some((x) =>
+      x.message.kind === "request" && x.message.method === "BYE" && x.message.callId === "up@x"
+    ),
+    "the call that is up gets our BYE",
+  );
+  s.feed({ body: CALLER_SDP, callId: "late@x", branch: "z9hG4bK-late" });
+  assert.equal(
+    responses().find((m) => m.callId === "late@x" && m.status >= 200)?.status,
+    503,
+    "new calls too",
+  );
+
+  assert.equal(await s.orchestrator.settle(5000), true, "setups and releases finish");
+  assert.deepEqual(
+    s.events.published.map((e) => `${e.type} ${e.callId}`),
+    ["call.started up@x", "call.answered up@x", "call.ended up@x"],
+    "nothing for the refused calls",
+  );
+  assert.equal(s.backends.ports.allocated.size, 0, "every port released");
 });
