@@ -230,3 +230,47 @@ Deno.test({
   assert.equal(consumer.events.length, 0);
   assert.equal(backends.ports.allocated.size, 0);
 });
+
+Deno.test({
+  name: "e2e - SIGTERM with a call up: BYE to the caller, call.ended, port released, exit 0",
+  ignore: skip !== undefined,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using backends = await startReferenceServers();
+  await using consumer = await EventConsumer.start();
+  await using service = await startService({
+    DIALPLAN_SERVICE_TARGET_GRPC_URL: backends.dialplanUrl,
+    MEDIA_SERVICE_TARGET_GRPC_URL: backends.mediaUrl,
+    USER_SERVICE_TARGET_GRPC_URL: backends.userUrl,
+    RABBITMQ_URL,
+  });
+  // Some load first, so the shutdown meets gRPC channels and a broker connection that
+  // have carried a few hundred calls, as in production.
+  const load = await sipp(scenarioPath("uac_call.xml"), service.sipPort, [
+    "-s",
+    "905551112233",
+    "-r",
+    "200",
+    "-m",
+    "400",
+    "-l",
+    "400",
+    "-d",
+    "20",
+  ]);
+  assert.equal(load.code, 0, load.stdout);
+  const before = consumer.events.length;
+  const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
+  const answered = await waitFor(() =>
+    consumer.events.slice(before).find((e) => e.routingKey === "call.answered")
+  );
+  assert.ok(answered, "the call is up");
+  const callId = String(answered.body.callId);
+  assert.equal(await service.stop(), 0, "exit code 0 on SIGTERM");
+  const result = await caller;
+  assert.equal(result.code, 0, `the caller got our BYE: ${result.stdout}`);
+  const ended = await waitFor(() => consumer.forCall(callId).find((e) => e.routingKey === "call.ended"));
+  assert.equal(ended?.body.reason, "terminated_by_request");
+  assert.equal(backends.ports.allocated.size, 0, "every port back with the media service");
+});

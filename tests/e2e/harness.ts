@@ -66,7 +66,8 @@ export interface RunningService extends AsyncDisposable {
   readonly httpPort: number;
   /** JSON log records printed so far. */
   readonly logs: Record<string, unknown>[];
-  stop(): Promise<void>;
+  /** SIGTERM; resolves to the exit code. */
+  stop(): Promise<number>;
 }
 
 /** Starts `deno run -P=service main.ts` with `env` and waits until it is ready. */
@@ -123,23 +124,35 @@ export async function startService(
   });
   await Promise.race([readyPromise, new Promise((r) => setTimeout(r, 20_000))]);
   let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // Already gone.
+  /** SIGTERM, then the exit code once stdout and stderr are drained. */
+  const stop = async (): Promise<number> => {
+    if (!stopped) {
+      stopped = true;
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // Already gone.
+      }
     }
-    await exited;
+    const status = await exited;
     await pump;
     await stderr;
+    return status.code;
   };
   if (!logs.some((r) => String(r.message ?? r.raw ?? "").includes("SIP signaling ready"))) {
     await stop();
     throw new Error(`service did not start: ${JSON.stringify(logs.slice(-5))}`);
   }
-  return { sipPort, grpcPort, httpPort, logs, stop, [Symbol.asyncDispose]: stop };
+  return {
+    sipPort,
+    grpcPort,
+    httpPort,
+    logs,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
+    },
+  };
 }
 
 export interface SippResult {
