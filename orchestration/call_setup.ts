@@ -12,10 +12,23 @@ import { parseUri } from "../sip/grammar.ts";
 import type { SipHeader, SipRequest } from "../sip/message.ts";
 import { ActionType, type ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import { callAnswered, callEnded, callStarted, type EventPublisher } from "./events.ts";
-import { UpstreamError, type Upstreams } from "./grpc.ts";
+import { UpstreamError } from "./grpc.ts";
 import { answerOffer, createOffer, SdpNegotiationError } from "./sdp.ts";
 
 const log = getLogger(["orchestration", "call"]);
+
+/**
+ * What call setup needs from the other services: in production the gRPC clients
+ * (`Upstreams`); failures come back as `UpstreamError`, for the failure table.
+ */
+export interface CallBackends {
+  resolveDialplan(
+    request: { callerContactValue: string; destinationNumber: string },
+    traceId: string,
+  ): Promise<ResolveDialplanResponse>;
+  allocatePort(callId: string, traceId: string): Promise<number>;
+  releasePort(rtpPort: number, traceId: string): Promise<boolean>;
+}
 
 /** The plan says no: UNSPECIFIED action, maintenance, or an anonymous caller the route blocks. */
 export class PlanRejectedError extends Error {
@@ -127,7 +140,7 @@ export interface OrchestratorCounters {
 }
 
 export class CallOrchestrator implements CallController {
-  readonly #upstreams: Upstreams;
+  readonly #upstreams: CallBackends;
   readonly #events: EventPublisher;
   readonly #dialogs: DialogManager;
   readonly #options: OrchestratorOptions;
@@ -141,7 +154,7 @@ export class CallOrchestrator implements CallController {
   };
 
   constructor(
-    upstreams: Upstreams,
+    upstreams: CallBackends,
     events: EventPublisher,
     dialogs: DialogManager,
     options: OrchestratorOptions,
