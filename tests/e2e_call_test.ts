@@ -6,6 +6,7 @@ import { startReferenceServers } from "../orchestration/reference_servers.ts";
 import { CallEndedEvent, CallStartedEvent } from "../proto/gen/sentiric/event/v1/event.ts";
 import { ActionType } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import {
+  backendsEnv,
   EventConsumer,
   freeTcpPort,
   missingPeers,
@@ -240,10 +241,7 @@ Deno.test({
   await using backends = await startReferenceServers();
   await using consumer = await EventConsumer.start();
   await using service = await startService({
-    DIALPLAN_SERVICE_TARGET_GRPC_URL: backends.dialplanUrl,
-    MEDIA_SERVICE_TARGET_GRPC_URL: backends.mediaUrl,
-    USER_SERVICE_TARGET_GRPC_URL: backends.userUrl,
-    RABBITMQ_URL,
+    ...backendsEnv(backends),
   });
   // Some load first, so the shutdown meets gRPC channels and a broker connection that
   // have carried a few hundred calls, as in production.

@@ -3,7 +3,7 @@
 // allocated) and a normal call goes through.
 import assert from "node:assert/strict";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
-import { missingPeers, RABBITMQ_URL, scenarioPath, sipp, startService } from "./e2e/harness.ts";
+import { backendsEnv, missingPeers, scenarioPath, sipp, startService } from "./e2e/harness.ts";
 
 const skip = await missingPeers();
 
@@ -20,10 +20,7 @@ Deno.test({
 }, async () => {
   await using backends = await startReferenceServers();
   await using service = await startService({
-    DIALPLAN_SERVICE_TARGET_GRPC_URL: backends.dialplanUrl,
-    MEDIA_SERVICE_TARGET_GRPC_URL: backends.mediaUrl,
-    USER_SERVICE_TARGET_GRPC_URL: backends.userUrl,
-    RABBITMQ_URL,
+    ...backendsEnv(backends),
     SIP_SIGNALING_SERVICE_T1_MS: "50", // ACK timeouts of aborted callers end in 3.2 s
     SIP_SIGNALING_SERVICE_MAX_CALLS_IN_SETUP: "50",
   });

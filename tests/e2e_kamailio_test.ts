@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
 import {
+  backendsEnv,
   EventConsumer,
   freeUdpPort,
   missingPeers,
-  RABBITMQ_URL,
   scenarioPath,
   sipp,
   startService,
@@ -81,10 +81,7 @@ Deno.test({
   await using backends = await startReferenceServers();
   await using consumer = await EventConsumer.start();
   await using service = await startService({
-    DIALPLAN_SERVICE_TARGET_GRPC_URL: backends.dialplanUrl,
-    MEDIA_SERVICE_TARGET_GRPC_URL: backends.mediaUrl,
-    USER_SERVICE_TARGET_GRPC_URL: backends.userUrl,
-    RABBITMQ_URL,
+    ...backendsEnv(backends),
   });
   const proxy = await startKamailio(service.sipPort);
   try {

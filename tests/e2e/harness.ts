@@ -60,6 +60,18 @@ export function freeUdpPort(hostname = "127.0.0.1"): number {
   return port;
 }
 
+/** Service environment for backends started by the test, and the real broker. */
+export function backendsEnv(
+  backends: { readonly dialplanUrl: string; readonly mediaUrl: string; readonly userUrl: string },
+): Record<string, string> {
+  return {
+    DIALPLAN_SERVICE_TARGET_GRPC_URL: backends.dialplanUrl,
+    MEDIA_SERVICE_TARGET_GRPC_URL: backends.mediaUrl,
+    USER_SERVICE_TARGET_GRPC_URL: backends.userUrl,
+    RABBITMQ_URL,
+  };
+}
+
 export interface RunningService extends AsyncDisposable {
   readonly sipPort: number;
   readonly grpcPort: number;
