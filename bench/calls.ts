@@ -238,6 +238,13 @@ export async function* callBench(
   parts: readonly CallBenchPart[] = ["minimal", "in-memory", "full"],
 ): AsyncGenerator<string> {
   yield `calls: SIPp uac_call.xml (INVITE, 100, 200, ACK, 100 ms, BYE, 200), ${SECONDS_PER_STEP} s per rate step`;
+  // Deno cannot set SO_RCVBUF on a UDP socket, so the kernel default decides how long
+  // a pause of the event loop can be before datagrams are dropped (and resent).
+  const rcvbuf = decoder.decode(
+    (await new Deno.Command("cat", { args: ["/proc/sys/net/core/rmem_default"], stdout: "piped" }).output())
+      .stdout,
+  ).trim();
+  yield `  UDP receive buffer (net.core.rmem_default): ${rcvbuf} bytes`;
   let base = NOT_RUN;
   if (parts.includes("minimal")) {
     const minimalPort = freeUdpPort();
