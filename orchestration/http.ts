@@ -1,4 +1,5 @@
 /** Health and metrics over HTTP (SIP_SIGNALING_SERVICE_HTTP_PORT): /healthz, /metrics. */
+import process from "node:process";
 import type { SipEndpoint } from "../sip/endpoint.ts";
 import type { DialogManager } from "../sip/dialog.ts";
 import type { CallOrchestrator } from "./call_setup.ts";
@@ -33,8 +34,23 @@ export function metricsText(o: Observed): string {
   const tx = o.endpoint.transactions.size;
   add("server_transactions", tx.server, "Live server transactions", "gauge");
   add("client_transactions", tx.client, "Live client transactions", "gauge");
+  // The process metrics every Prometheus client exports, under their usual names.
+  const cpu = process.cpuUsage();
+  lines.push(
+    "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.",
+    "# TYPE process_cpu_seconds_total counter",
+    `process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`,
+    "# HELP process_resident_memory_bytes Resident memory size in bytes.",
+    "# TYPE process_resident_memory_bytes gauge",
+    `process_resident_memory_bytes ${Deno.memoryUsage().rss}`,
+    "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
+    "# TYPE process_start_time_seconds gauge",
+    `process_start_time_seconds ${Math.round(STARTED_AT_MS / 1000)}`,
+  );
   return lines.join("\n") + "\n";
 }
+
+const STARTED_AT_MS = Date.now() - performance.now();
 
 function snake(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
