@@ -43,7 +43,12 @@ export function batchedLineSink(
     if (pending.length === 0) return;
     const bytes = encoder.encode(pending.join(""));
     pending = [];
-    for (let written = 0; written < bytes.length;) written += out.writeSync(bytes.subarray(written));
+    try {
+      for (let written = 0; written < bytes.length;) written += out.writeSync(bytes.subarray(written));
+    } catch {
+      // stdout is gone (a closed pipe): logging must never take the service down.
+      // The batch is lost; later lines are tried again.
+    }
   };
   const sink = (record: LogRecord) => {
     const line = format(record);

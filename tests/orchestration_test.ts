@@ -179,6 +179,25 @@ Deno.test("logging - lines are written in batches, in order, none dropped, the r
   assert.equal(writes.at(-1), "line 1000\n", "dispose writes what is pending");
 });
 
+Deno.test("logging - a closed stdout loses the batch, never throws, and later lines are tried again", async () => {
+  let broken = true;
+  const written: string[] = [];
+  const out = {
+    writeSync(bytes: Uint8Array) {
+      if (broken) throw new Deno.errors.BrokenPipe("stdout closed");
+      written.push(new TextDecoder().decode(bytes));
+      return bytes.length;
+    },
+  };
+  const sink = batchedLineSink((r) => `${r.message[0]}`, out, 5);
+  sink({ message: ["lost"] } as unknown as LogRecord);
+  await new Promise((r) => setTimeout(r, 20)); // the flush runs in a timer: it must not throw there
+  broken = false;
+  sink({ message: ["kept"] } as unknown as LogRecord);
+  sink[Symbol.dispose]();
+  assert.deepEqual(written, ["kept\n"]);
+});
+
 Deno.test("config - every variable the service reads is allowed by the service permission set", async () => {
   const { CONFIG_ENV_NAMES } = await import("../orchestration/config.ts");
   const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
