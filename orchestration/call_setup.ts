@@ -123,6 +123,12 @@ export interface OrchestratorOptions {
   readonly defaultCountryCode: string;
   /** Calls allowed in setup at once; more get 503 with Retry-After without any backend call. Default 500. */
   readonly maxCallsInSetup?: number;
+  /**
+   * Events allowed to wait for the bus; beyond it new calls get 503 with Retry-After
+   * (the agent could not hear of them). Calls already up go on, and their events are
+   * kept. Default 10000.
+   */
+  readonly maxEventsPending?: number;
 }
 
 /** Too many calls in setup at once: shed load before asking any backend. */
@@ -173,6 +179,8 @@ export class CallOrchestrator implements CallController {
   }
 
   #accepting = true;
+  /** True while new calls are refused because events pile up for the bus. */
+  #eventBacklog = false;
 
   /** Shutdown: from now on every new call gets 503 with Retry-After, no backend asked. */
   stopAccepting(): void {
@@ -189,6 +197,21 @@ export class CallOrchestrator implements CallController {
     if (this.#inSetup >= (this.#options.maxCallsInSetup ?? 500)) {
       this.counters.callsShed++;
       const { status, headers } = failureResponse(new OverloadError("too many calls in setup"));
+      call.reject(status, headers);
+      return;
+    }
+    const backlog = this.#events.pending >= (this.#options.maxEventsPending ?? 10_000);
+    if (backlog !== this.#eventBacklog) {
+      this.#eventBacklog = backlog;
+      if (backlog) {
+        log.error("{pending} events wait for the bus: new calls get 503 until it takes them", {
+          pending: this.#events.pending,
+        });
+      } else log.info("The event bus caught up: taking calls again", { pending: this.#events.pending });
+    }
+    if (backlog) {
+      this.counters.callsShed++;
+      const { status, headers } = failureResponse(new OverloadError("event bus backlog"));
       call.reject(status, headers);
       return;
     }

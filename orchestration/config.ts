@@ -51,6 +51,11 @@ export interface ServiceConfig {
   readonly defaultCountryCode: string;
   /** New calls beyond this many still being set up get 503 at once (overload). */
   readonly maxCallsInSetup: number;
+  /**
+   * New calls get 503 while more events than this wait for the bus (a broker outage):
+   * the agent could not hear of them, and the outbox must not grow without bound.
+   */
+  readonly maxEventsPending: number;
 }
 
 /** Every variable the service reads; `main.ts` reads exactly these. */
@@ -81,6 +86,7 @@ export const CONFIG_ENV_NAMES = [
   "SIP_SIGNALING_SERVICE_SESSION_EXPIRES",
   "SIP_SIGNALING_SERVICE_MIN_SE",
   "SIP_SIGNALING_SERVICE_MAX_CALLS_IN_SETUP",
+  "SIP_SIGNALING_SERVICE_MAX_EVENTS_PENDING",
 ] as const;
 
 export type ConfigEnv = Partial<Record<(typeof CONFIG_ENV_NAMES)[number], string>>;
@@ -243,6 +249,13 @@ export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceCon
       500,
       1,
       1_000_000,
+    ),
+    maxEventsPending: integer(
+      "SIP_SIGNALING_SERVICE_MAX_EVENTS_PENDING",
+      env.SIP_SIGNALING_SERVICE_MAX_EVENTS_PENDING,
+      10_000,
+      1,
+      10_000_000,
     ),
   };
 }

@@ -86,8 +86,11 @@ export interface EventPublisher extends AsyncDisposable {
 
 /** Development sink: prints each event as one JSON line on stdout. */
 export class ConsoleEventSink implements EventPublisher {
-  readonly pending = 0;
   readonly published: PlatformEvent[] = [];
+  /** Printing never waits: nothing is ever pending. */
+  get pending(): number {
+    return 0;
+  }
   publish(event: PlatformEvent): void {
     this.published.push(event);
     log.info("event {type} {body}", { type: event.type, traceId: event.traceId, body: event.body });

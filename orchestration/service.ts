@@ -81,6 +81,7 @@ export async function startSignalingService(
     publicIp: config.sip.publicIp,
     defaultCountryCode: config.defaultCountryCode,
     maxCallsInSetup: config.maxCallsInSetup,
+    maxEventsPending: config.maxEventsPending,
   });
   dialogs.setController(orchestrator);
   endpoint.start(

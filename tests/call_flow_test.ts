@@ -15,7 +15,15 @@ const ALLOW = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"];
 const CALLER_SDP =
   "v=0\r\no=c 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
 
-async function setup(deadlineMs = 1000, maxCallsInSetup = 500) {
+/** The stdout sink with a settable backlog, as an AMQP outbox has in a broker outage. */
+class BackloggedSink extends ConsoleEventSink {
+  backlog = 0;
+  override get pending(): number {
+    return this.backlog;
+  }
+}
+
+async function setup(deadlineMs = 1000, maxCallsInSetup = 500, maxEventsPending = 10_000) {
   const backends = await startReferenceServers();
   const upstreams = new Upstreams({
     dialplanUrl: backends.dialplanUrl,
@@ -23,7 +31,7 @@ async function setup(deadlineMs = 1000, maxCallsInSetup = 500) {
     userUrl: backends.userUrl,
     deadlineMs,
   });
-  const events = new ConsoleEventSink();
+  const events = new BackloggedSink();
   const wire = new MemoryTransport();
   const endpoint = new SipEndpoint(wire, { timers: { t1: 500, t2: 4000, t4: 5000 } });
   const dialogs = new DialogManager(endpoint, {
@@ -38,6 +46,7 @@ async function setup(deadlineMs = 1000, maxCallsInSetup = 500) {
     publicIp: "203.0.113.5",
     defaultCountryCode: "90",
     maxCallsInSetup,
+    maxEventsPending,
   });
   dialogs.setController(orchestrator);
   endpoint.transactions.setUser(
@@ -203,4 +212,28 @@ Deno.test({
     "nothing for the refused calls",
   );
   assert.equal(s.backends.ports.allocated.size, 0, "every port released");
+});
+
+Deno.test({
+  name: "call flow - while events pile up for the bus, new calls get 503 before any backend call",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using s = await setup(1000, 500, 100);
+  s.events.backlog = 100; // the broker is away and 100 events wait
+  s.feed({ body: CALLER_SDP, callId: "during@x", branch: "z9hG4bK-d" });
+  const refused = s.finalFor("INVITE");
+  assert.equal(refused?.status, 503);
+  assert.equal(headerValue(refused?.headers ?? [], "Retry-After"), "5");
+  assert.equal(s.backends.traceIds.length, 0, "no backend asked");
+  assert.equal(s.orchestrator.counters.callsShed, 1);
+
+  s.events.backlog = 3; // the broker is back and the outbox drains
+  s.feed({ body: CALLER_SDP, callId: "after@x", branch: "z9hG4bK-a" });
+  const ok = await waitFor(() =>
+    s.wire.sent.map((x) => x.message).find((m) =>
+      m.kind === "response" && m.callId === "after@x" && m.status >= 200
+    )
+  );
+  assert.equal(ok?.kind === "response" ? ok.status : 0, 200, "calls are taken again");
 });
