@@ -2,60 +2,9 @@
 // outbox across an outage (the broker is reached through a TCP proxy the test can cut).
 import assert from "node:assert/strict";
 import { AmqpEventPublisher, callEnded } from "../orchestration/events.ts";
-import { EventConsumer, freeTcpPort, missingPeers, waitFor } from "./e2e/harness.ts";
+import { CuttableProxy, EventConsumer, freeTcpPort, missingPeers, waitFor } from "./e2e/harness.ts";
 
 const skip = await missingPeers();
-
-/** A TCP proxy to the broker that can be taken down (connections cut) and up again. */
-class CuttableProxy {
-  #listener: Deno.Listener | undefined;
-  #conns = new Set<Deno.Conn>();
-  #accepting: Promise<void> | undefined;
-  constructor(readonly port: number, readonly target: { hostname: string; port: number }) {}
-
-  up(): void {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: this.port });
-    this.#listener = listener;
-    this.#accepting = (async () => {
-      for await (const client of listener) {
-        let upstream: Deno.Conn;
-        try {
-          upstream = await Deno.connect(this.target);
-        } catch {
-          client.close();
-          continue;
-        }
-        this.#conns.add(client);
-        this.#conns.add(upstream);
-        const close = () => {
-          for (const c of [client, upstream]) {
-            this.#conns.delete(c);
-            try {
-              c.close();
-            } catch {
-              // already closed
-            }
-          }
-        };
-        client.readable.pipeTo(upstream.writable, { preventClose: true }).catch(() => {}).finally(close);
-        upstream.readable.pipeTo(client.writable, { preventClose: true }).catch(() => {}).finally(close);
-      }
-    })();
-  }
-
-  async down(): Promise<void> {
-    this.#listener?.close();
-    await this.#accepting?.catch(() => {});
-    for (const c of [...this.#conns]) {
-      try {
-        c.close();
-      } catch {
-        // already closed
-      }
-    }
-    this.#conns.clear();
-  }
-}
 
 Deno.test({
   name: "events - kept in the outbox during a broker outage and delivered after reconnecting",
