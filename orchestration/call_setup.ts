@@ -124,6 +124,12 @@ export interface OrchestratorOptions {
   /** Calls allowed in setup at once; more get 503 with Retry-After without any backend call. Default 500. */
   readonly maxCallsInSetup?: number;
   /**
+   * How long call setup waits for AllocatePort (the caller's deadline); the RPC itself
+   * may run longer, so that a port allocated late is known and released. Unset: the
+   * RPC's own deadline.
+   */
+  readonly setupDeadlineMs?: number;
+  /**
    * Events allowed to wait for the bus; beyond it new calls get 503 with Retry-After
    * (the agent could not hear of them). Calls already up go on, and their events are
    * kept. Default 10000.
@@ -273,7 +279,7 @@ export class CallOrchestrator implements CallController {
         throw new PlanRejectedError("anonymous");
       }
       if (call.answered) return; // Cancelled meanwhile.
-      rtpPort = await this.#upstreams.allocatePort(call.callId, traceId);
+      rtpPort = await this.#allocatePort(call.callId, traceId);
       if (call.answered) {
         await this.#release(rtpPort, traceId);
         return;
@@ -384,6 +390,26 @@ export class CallOrchestrator implements CallController {
     }
     this.#dialogs.terminate(dialog, reason === "" ? "terminated_by_request" : reason);
     return { success: true, message: "BYE sent" };
+  }
+
+  /**
+   * AllocatePort, waited for at most the setup deadline. Past it the caller gets 503
+   * (as for any deadline), and a port the media service hands out later is released
+   * at once instead of staying allocated forever.
+   */
+  async #allocatePort(callId: string, traceId: string): Promise<number> {
+    const limitMs = this.#options.setupDeadlineMs;
+    const allocation = this.#upstreams.allocatePort(callId, traceId);
+    if (limitMs === undefined) return await allocation;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = Symbol("late");
+    const first = await Promise.race([
+      allocation,
+      new Promise<typeof late>((resolve) => timer = setTimeout(() => resolve(late), limitMs)),
+    ]).finally(() => clearTimeout(timer));
+    if (first !== late) return first;
+    this.#track(allocation.then((port) => this.#release(port, traceId), () => {}));
+    throw new UpstreamError("media", grpc.status.DEADLINE_EXCEEDED, `AllocatePort took over ${limitMs} ms`);
   }
 
   async #release(rtpPort: number, traceId: string): Promise<void> {

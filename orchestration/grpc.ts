@@ -99,7 +99,16 @@ export interface UpstreamOptions {
   readonly dialplanUrl: string;
   readonly mediaUrl: string;
   readonly userUrl?: string | undefined;
+  /** Deadline of the calls a caller waits on with nothing to undo: ResolveDialplan, FindUserByContact. */
   readonly deadlineMs: number;
+  /**
+   * Deadline of AllocatePort and ReleasePort, which change the media service's state.
+   * A call that misses its deadline may still have taken effect there, and a port
+   * allocated so is never released (the contract releases by port number only): so
+   * these get room (default the larger of 3 s and 10 x `deadlineMs`), and call setup
+   * stops waiting for AllocatePort after `deadlineMs` on its own, releasing a late port.
+   */
+  readonly mediaDeadlineMs?: number;
   readonly tls?: MutualTls | undefined;
 }
 
@@ -109,10 +118,12 @@ export class Upstreams {
   readonly #media: MediaServiceClient;
   readonly #user: UserServiceClient | undefined;
   readonly deadlineMs: number;
+  readonly mediaDeadlineMs: number;
 
   constructor(options: UpstreamOptions) {
     const creds = clientCredentials(options.tls);
     this.deadlineMs = options.deadlineMs;
+    this.mediaDeadlineMs = options.mediaDeadlineMs ?? Math.max(3000, 10 * options.deadlineMs);
     this.#dialplan = new DialplanServiceClient(
       options.dialplanUrl,
       creds,
@@ -144,7 +155,7 @@ export class Upstreams {
       this.#media.allocatePort.bind(this.#media),
       { callId },
       traceId,
-      this.deadlineMs,
+      this.mediaDeadlineMs,
     );
     if (!(r.rtpPort > 0 && r.rtpPort < 65536)) {
       throw new UpstreamError("media", grpc.status.INTERNAL, `invalid rtp_port ${r.rtpPort}`);
@@ -158,7 +169,7 @@ export class Upstreams {
       this.#media.releasePort.bind(this.#media),
       { rtpPort },
       traceId,
-      this.deadlineMs,
+      this.mediaDeadlineMs,
     );
     return r.success;
   }

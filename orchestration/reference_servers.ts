@@ -107,6 +107,8 @@ export interface ReferenceServers extends AsyncDisposable {
   readonly traceIds: { method: string; traceId: string }[];
   /** When set, AllocatePort fails with this status (tests of the failure table). */
   mediaFailure: grpc.status | undefined;
+  /** When set, AllocatePort allocates at once but answers this many ms later (a slow media service). */
+  mediaDelayMs: number | undefined;
   close(): Promise<void>;
 }
 
@@ -204,6 +206,7 @@ export async function startReferenceServers(
     ports,
     traceIds,
     mediaFailure: undefined,
+    mediaDelayMs: undefined,
     close() {
       // forceShutdown cuts every connection at once, without waiting for clients to
       // leave (and without the GOAWAY exchange that can abort Deno: see main.ts).
@@ -244,6 +247,8 @@ export async function startReferenceServers(
             metadata: new grpc.Metadata(),
           }),
         );
+      } else if (servers.mediaDelayMs !== undefined) {
+        setTimeout(() => callback(null, { rtpPort: port }), servers.mediaDelayMs);
       } else callback(null, { rtpPort: port });
     },
     releasePort(

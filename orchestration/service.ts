@@ -82,6 +82,7 @@ export async function startSignalingService(
     defaultCountryCode: config.defaultCountryCode,
     maxCallsInSetup: config.maxCallsInSetup,
     maxEventsPending: config.maxEventsPending,
+    setupDeadlineMs: config.grpc.deadlineMs,
   });
   dialogs.setController(orchestrator);
   endpoint.start(

@@ -23,7 +23,12 @@ class BackloggedSink extends ConsoleEventSink {
   }
 }
 
-async function setup(deadlineMs = 1000, maxCallsInSetup = 500, maxEventsPending = 10_000) {
+async function setup(
+  deadlineMs = 1000,
+  maxCallsInSetup = 500,
+  maxEventsPending = 10_000,
+  setupDeadlineMs?: number,
+) {
   const backends = await startReferenceServers();
   const upstreams = new Upstreams({
     dialplanUrl: backends.dialplanUrl,
@@ -47,6 +52,7 @@ async function setup(deadlineMs = 1000, maxCallsInSetup = 500, maxEventsPending 
     defaultCountryCode: "90",
     maxCallsInSetup,
     maxEventsPending,
+    ...(setupDeadlineMs === undefined ? {} : { setupDeadlineMs }),
   });
   dialogs.setController(orchestrator);
   endpoint.transactions.setUser(
@@ -236,4 +242,27 @@ Deno.test({
     )
   );
   assert.equal(ok?.kind === "response" ? ok.status : 0, 200, "calls are taken again");
+});
+
+Deno.test({
+  name: "call flow - AllocatePort past the setup deadline: 503 at the deadline, the late port released",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await using s = await setup(1000, 500, 10_000, 300);
+  s.backends.mediaDelayMs = 800; // allocates at once, answers 800 ms later
+  const started = performance.now();
+  s.feed({ body: CALLER_SDP, callId: "slow-media@x" });
+  const refused = await waitFor(() => s.finalFor("INVITE"), 3000);
+  const waited = performance.now() - started;
+  assert.equal(refused?.status, 503);
+  assert.match(headerValue(refused?.headers ?? [], "Retry-After") ?? "", /^\d+$/);
+  assert.ok(
+    waited < 700,
+    `the caller is answered at the setup deadline, not the media service's pace (${waited} ms)`,
+  );
+  assert.equal(s.backends.ports.allocated.size, 1, "the media service did allocate a port");
+  assert.equal(await s.orchestrator.settle(3000), true);
+  assert.equal(s.backends.ports.allocated.size, 0, "and it was released once its number arrived");
+  assert.equal(s.events.published.length, 0, "the agent never hears of the call");
 });

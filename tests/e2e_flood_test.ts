@@ -51,7 +51,9 @@ Deno.test({
     await new Promise((r) => setTimeout(r, 200));
   }
   const left = `after the flood (${ok} completed, ${shed} shed): ${inSetup} in setup, ${dialogs} dialogs, ` +
-    `${backends.ports.allocated.size} ports allocated`;
+    `${backends.ports.allocated.size} ports allocated, ` +
+    `${await metric(service.httpPort, "port_release_failures_total")} releases failed, ` +
+    `${await metric(service.httpPort, "calls_rejected_total")} calls rejected`;
   assert.equal(inSetup, 0, `no call stuck in setup ${left}`);
   assert.equal(dialogs, 0, `no dialog left ${left}`);
   assert.equal(backends.ports.allocated.size, 0, `every port released ${left}`);

@@ -42,6 +42,7 @@ Deno.test({
     dialplanUrl: `127.0.0.1:${port}`,
     mediaUrl: `127.0.0.1:${port}`,
     deadlineMs: 1000,
+    mediaDeadlineMs: 1000,
   });
   try {
     assert.equal(await up.allocatePort("call-1", "trace-tls"), 10042);

@@ -31,7 +31,7 @@ Deno.test({
 }, async () => {
   const first = await mediaServer();
   const url = `127.0.0.1:${first.port}`;
-  const upstreams = new Upstreams({ dialplanUrl: url, mediaUrl: url, deadlineMs: 800 });
+  const upstreams = new Upstreams({ dialplanUrl: url, mediaUrl: url, deadlineMs: 800, mediaDeadlineMs: 800 });
   let second: grpc.Server | undefined;
   try {
     assert.equal(await upstreams.allocatePort("before@x", "t1"), 40000);
@@ -57,7 +57,7 @@ Deno.test({
   const gone = await mediaServer();
   gone.server.forceShutdown();
   const url = `127.0.0.1:${gone.port}`;
-  const upstreams = new Upstreams({ dialplanUrl: url, mediaUrl: url, deadlineMs: 300 });
+  const upstreams = new Upstreams({ dialplanUrl: url, mediaUrl: url, deadlineMs: 300, mediaDeadlineMs: 300 });
   try {
     const started = performance.now();
     const error = await upstreams.allocatePort("down@x", "t").then(() => undefined, (e: unknown) => e);
