@@ -12,6 +12,7 @@ import {
   missingPeers,
   scenarioFrom,
   scenarioPath,
+  serviceMetric,
   sipp,
   startService,
   waitFor,
@@ -19,9 +20,8 @@ import {
 
 const skip = await missingPeers();
 
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return Number(new RegExp(`^sip_signaling_${name} (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
+function metric(port: number, name: string): Promise<number> {
+  return serviceMetric(port, `sip_signaling_${name}`);
 }
 
 Deno.test({

@@ -13,6 +13,7 @@ import {
   RABBITMQ_URL,
   scenarioFrom,
   scenarioPath,
+  serviceMetric,
   sipp,
   startService,
   terminateCall,
@@ -190,10 +191,10 @@ Deno.test({
     const metrics = await (await fetch(`http://127.0.0.1:${service.httpPort}/metrics`)).text();
     assert.match(metrics, /sip_signaling_calls_answered_total [1-9]/);
     assert.match(metrics, /sip_signaling_active_dialogs 0/);
-    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1]);
-    assert.ok(value("process_cpu_seconds_total") > 0, "process CPU exported");
-    assert.ok(value("process_resident_memory_bytes") > 10_000_000, "resident memory exported");
-    const started = value("process_start_time_seconds");
+    const value = (name: string) => serviceMetric(service.httpPort, name);
+    assert.ok(await value("process_cpu_seconds_total") > 0, "process CPU exported");
+    assert.ok(await value("process_resident_memory_bytes") > 10_000_000, "resident memory exported");
+    const started = await value("process_start_time_seconds");
     assert.ok(Math.abs(started - Date.now() / 1000) < 600, `start time is recent (${started})`);
   });
 

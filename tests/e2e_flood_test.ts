@@ -3,13 +3,12 @@
 // allocated) and a normal call goes through.
 import assert from "node:assert/strict";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
-import { backendsEnv, missingPeers, scenarioPath, sipp, startService } from "./e2e/harness.ts";
+import { backendsEnv, missingPeers, scenarioPath, serviceMetric, sipp, startService } from "./e2e/harness.ts";
 
 const skip = await missingPeers();
 
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return Number(new RegExp(`^sip_signaling_${name} (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
+function metric(port: number, name: string): Promise<number> {
+  return serviceMetric(port, `sip_signaling_${name}`);
 }
 
 Deno.test({

@@ -60,6 +60,12 @@ export function freeUdpPort(hostname = "127.0.0.1"): number {
   return port;
 }
 
+/** One value from the service's /metrics (Prometheus text), by its full name; NaN if absent. */
+export async function serviceMetric(httpPort: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+}
+
 /** Service environment for backends started by the test, and the real broker. */
 export function backendsEnv(
   backends: { readonly dialplanUrl: string; readonly mediaUrl: string; readonly userUrl: string },
