@@ -8,24 +8,17 @@
  *   deno task start   # production: configured from the environment
  */
 import { getLogger } from "@logtape/logtape";
-import { CONFIG_ENV_NAMES, type ConfigEnv, ConfigError, parseConfig } from "./orchestration/config.ts";
+import { configEnv, ConfigError, parseConfig } from "./orchestration/config.ts";
 import { configureLogging, resetLogging } from "./orchestration/logging.ts";
 import type { MutualTls } from "./orchestration/grpc.ts";
 import { startSignalingService } from "./orchestration/service.ts";
 
-function readEnv(): ConfigEnv {
-  const env: ConfigEnv = {};
-  for (const name of CONFIG_ENV_NAMES) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) env[name] = value;
-  }
-  return env;
-}
-
 async function main(): Promise<number> {
   let config;
   try {
-    config = parseConfig(readEnv(), { embedded: Deno.args.includes("--embedded") });
+    config = parseConfig(configEnv((name) => Deno.env.get(name)), {
+      embedded: Deno.args.includes("--embedded"),
+    });
   } catch (error) {
     if (error instanceof ConfigError) {
       // Logging is not configured yet: one plain line on stderr.

@@ -3,7 +3,7 @@
 // costs without gRPC. Benchmark only; it takes the same environment as the service.
 //   deno run -P=service bench/service_in_memory.ts
 import * as grpc from "@grpc/grpc-js";
-import { CONFIG_ENV_NAMES, type ConfigEnv, parseConfig } from "../orchestration/config.ts";
+import { configEnv, parseConfig } from "../orchestration/config.ts";
 import { configureLogging, resetLogging } from "../orchestration/logging.ts";
 import { startSignalingService } from "../orchestration/service.ts";
 import type { CallBackends } from "../orchestration/call_setup.ts";
@@ -36,12 +36,7 @@ class InMemoryBackends implements CallBackends {
   }
 }
 
-const env: ConfigEnv = {};
-for (const name of CONFIG_ENV_NAMES) {
-  const value = Deno.env.get(name);
-  if (value !== undefined) env[name] = value;
-}
-const config = parseConfig(env, { embedded: true });
+const config = parseConfig(configEnv((name) => Deno.env.get(name)), { embedded: true });
 await configureLogging(true);
 const service = await startSignalingService(config, { backends: new InMemoryBackends() });
 const stop = new AbortController();

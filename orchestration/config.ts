@@ -91,6 +91,16 @@ export const CONFIG_ENV_NAMES = [
 
 export type ConfigEnv = Partial<Record<(typeof CONFIG_ENV_NAMES)[number], string>>;
 
+/** The service's variables from an environment lookup (`(name) => Deno.env.get(name)`). */
+export function configEnv(lookup: (name: string) => string | undefined): ConfigEnv {
+  const env: ConfigEnv = {};
+  for (const name of CONFIG_ENV_NAMES) {
+    const value = lookup(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
 type Name = (typeof CONFIG_ENV_NAMES)[number];
 
 /** Later name wins; returns the name that supplied the value, for error messages. */
