@@ -25,7 +25,7 @@ import { bareHost, formatHost, type SipAddress } from "./transport.ts";
 /**
  * Why a call ended, as published in `call.ended`: "normal_clearing" (BYE received),
  * "terminated_by_request" (or the reason TerminateCall gave), "ack_timeout",
- * "session_expired".
+ * "session_expired", "max_duration", "drain_timeout".
  */
 export type EndReason = string;
 
@@ -38,7 +38,10 @@ export interface DialogOptions {
   /** Smallest session interval accepted, seconds (Min-SE). */
   readonly minSE: number;
   readonly allow: readonly string[];
+  /** Server / User-Agent value; empty: no such header. */
   readonly serverName: string;
+  /** A call still up this long after our 200 OK gets BYE (reason "max_duration"); 0 or unset = never. */
+  readonly maxCallDurationMs?: number;
 }
 
 /** What the layer above (the call orchestrator) decides. */
@@ -124,7 +127,7 @@ export class Dialog {
   answeredNotified = false;
   /** Free slot for the layer above (call record). */
   data: unknown;
-  /** Timers by name: "2xx", "ack-timeout", "session". */
+  /** Timers by name: "2xx", "ack-timeout", "session", "max-duration". */
   readonly timers = new Map<string, CancelTimer>();
 
   constructor(invite: SipRequest, localTag: string, source: SipAddress) {
@@ -181,6 +184,11 @@ export class DialogManager implements UasHandler {
     this.#options = options;
   }
 
+  /** Our Server or User-Agent header, none when the operator configured an empty value. */
+  #identity(name: "Server" | "User-Agent"): SipHeader[] {
+    return this.#options.serverName === "" ? [] : [{ name, value: this.#options.serverName }];
+  }
+
   setController(controller: CallController): void {
     this.#controller = controller;
   }
@@ -208,7 +216,7 @@ export class DialogManager implements UasHandler {
       buildResponse(tx.request, status, {
         toTag: toTag ?? randomTag(),
         reason: reasonPhrase(status),
-        headers: [...headers, { name: "Server", value: this.#options.serverName }],
+        headers: [...headers, ...this.#identity("Server")],
       }),
     );
   }
@@ -262,7 +270,7 @@ export class DialogManager implements UasHandler {
       { name: "Allow", value: this.#options.allow.join(", ") },
       { name: "Supported", value: "timer" },
       ...this.#sessionHeaders(dialog, request),
-      { name: "Server", value: this.#options.serverName },
+      ...this.#identity("Server"),
       { name: "Content-Type", value: "application/sdp" },
     ];
     const ok = buildResponse(request, 200, { toTag: dialog.localTag, headers, body: sdp });
@@ -274,6 +282,17 @@ export class DialogManager implements UasHandler {
       this.sendBye(dialog);
       this.#end(dialog, "ack_timeout");
     });
+    const maxMs = this.#options.maxCallDurationMs ?? 0;
+    if (maxMs > 0) {
+      // A call nobody hangs up (a lost BYE, a stuck agent) must not hold its port forever.
+      dialog.timers.set(
+        "max-duration",
+        this.#endpoint.transactions.clock.setTimer(maxMs, () => {
+          dialog.timers.delete("max-duration");
+          this.terminate(dialog, "max_duration");
+        }),
+      );
+    }
     return dialog;
   }
 
@@ -437,7 +456,7 @@ export class DialogManager implements UasHandler {
         value: `<sip:${formatHost(this.#options.contactHost)}:${this.#options.contactPort}>`,
       },
       ...this.#sessionHeaders(dialog, request),
-      { name: "Server", value: this.#options.serverName },
+      ...this.#identity("Server"),
     ];
     if (body !== undefined) headers.push({ name: "Content-Type", value: "application/sdp" });
     const ok = buildResponse(request, 200, {
@@ -489,7 +508,7 @@ export class DialogManager implements UasHandler {
       { name: "Call-ID", value: dialog.callId },
       { name: "CSeq", value: `${dialog.localCSeq} ${method}` },
       ...extra,
-      { name: "User-Agent", value: this.#options.serverName },
+      ...this.#identity("User-Agent"),
     ];
     const request = buildRequest({ method, uri: dialog.remoteTarget, headers });
     return this.#endpoint.transactions.sendRequest(request, this.#nextHop(dialog));

@@ -15,6 +15,7 @@ import { interpretFrame, isKeepAlive, parseFrame, type ParseLimits, type SipFram
 import { replaceTopVia } from "./build.ts";
 import { responseDestination, TransactionLayer, type TransactionUser } from "./transaction_layer.ts";
 import { bareHost, type SipAddress, type SipTransport } from "./transport.ts";
+import type { SourceAllowlist } from "./source_allowlist.ts";
 
 const log = getLogger(["sip", "endpoint"]);
 
@@ -22,9 +23,17 @@ export interface EndpointOptions {
   readonly clock?: Clock;
   readonly timers?: TimerValues;
   readonly limits?: ParseLimits;
-  /** Most parse-error log lines per second; the rest are counted. Default 5. */
+  /** Most log lines per second for each kind of drop; the rest are counted. Default 5. */
   readonly parseErrorLogsPerSecond?: number;
+  /**
+   * Sources that may send us SIP; datagrams from any other are dropped unanswered and
+   * unparsed. Unset: every source.
+   */
+  readonly allowedSources?: SourceAllowlist;
 }
+
+/** Why a datagram was dropped: the `reason` label of `sip_signaling_datagrams_dropped_total`. */
+export type DropReason = "parse_error" | "not_allowed" | "oversize";
 
 /** Counters an operator reads from /metrics. */
 export interface EndpointCounters {
@@ -37,6 +46,38 @@ export interface EndpointCounters {
   strayResponses: number;
   sendErrors: number;
   handlerErrors: number;
+  /** Datagrams dropped without a transaction, by reason (a parse error answered 400 counts too). */
+  readonly dropped: Record<DropReason, number>;
+}
+
+/**
+ * At most `perSecond` log lines a second for one kind of event; the rest are counted
+ * and the count goes with the next line that is let through.
+ */
+export class LogRateLimit {
+  readonly #perSecond: number;
+  #windowStart = Number.NEGATIVE_INFINITY;
+  #inWindow = 0;
+  #suppressed = 0;
+  constructor(perSecond: number) {
+    this.#perSecond = perSecond;
+  }
+
+  /** Undefined when this line is to be suppressed; else how many were suppressed since the last. */
+  take(now: number = performance.now()): number | undefined {
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now;
+      this.#inWindow = 0;
+    }
+    if (this.#inWindow >= this.#perSecond) {
+      this.#suppressed++;
+      return undefined;
+    }
+    this.#inWindow++;
+    const suppressed = this.#suppressed;
+    this.#suppressed = 0;
+    return suppressed;
+  }
 }
 
 /** RFC 3581 / 18.2.1: `received` when the source differs from sent-by, `rport` filled in. */
@@ -53,6 +94,11 @@ export function stampVia(via: Via, source: SipAddress): Via {
   return { ...via, params };
 }
 
+function withoutControls(value: string): string {
+  // deno-lint-ignore no-control-regex
+  return value.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, "");
+}
+
 export class SipEndpoint implements AsyncDisposable {
   readonly transport: SipTransport;
   readonly transactions: TransactionLayer;
@@ -66,19 +112,21 @@ export class SipEndpoint implements AsyncDisposable {
     strayResponses: 0,
     sendErrors: 0,
     handlerErrors: 0,
+    dropped: { parse_error: 0, not_allowed: 0, oversize: 0 },
   };
   readonly #limits: ParseLimits;
-  readonly #logBudget: number;
-  #logWindowStart = 0;
-  #logsInWindow = 0;
-  #suppressed = 0;
+  readonly #allowed: SourceAllowlist | undefined;
+  readonly #parseErrorLog: LogRateLimit;
+  readonly #notAllowedLog: LogRateLimit;
   #loop: Promise<void> | undefined;
   #closed = false;
 
   constructor(transport: SipTransport, options: EndpointOptions = {}) {
     this.transport = transport;
     this.#limits = options.limits ?? {};
-    this.#logBudget = options.parseErrorLogsPerSecond ?? 5;
+    this.#allowed = options.allowedSources;
+    this.#parseErrorLog = new LogRateLimit(options.parseErrorLogsPerSecond ?? 5);
+    this.#notAllowedLog = new LogRateLimit(options.parseErrorLogsPerSecond ?? 5);
     this.transactions = new TransactionLayer({
       send: (bytes, destination) => this.send(bytes, destination),
       ...(options.clock === undefined ? {} : { clock: options.clock }),
@@ -120,6 +168,10 @@ export class SipEndpoint implements AsyncDisposable {
 
   /** Handles one datagram (public for tests that feed bytes directly). */
   receive(bytes: Uint8Array, source: SipAddress): void {
+    if (this.#allowed !== undefined && !this.#allowed.allows(source.hostname)) {
+      this.#notAllowed(source);
+      return;
+    }
     if (isKeepAlive(bytes)) {
       this.counters.keepAlives++;
       return;
@@ -153,21 +205,24 @@ export class SipEndpoint implements AsyncDisposable {
 
   #parseError(error: unknown, source: SipAddress): void {
     this.counters.parseErrors++;
-    const now = performance.now();
-    if (now - this.#logWindowStart >= 1000) {
-      this.#logWindowStart = now;
-      this.#logsInWindow = 0;
-    }
-    if (this.#logsInWindow >= this.#logBudget) {
-      this.#suppressed++;
-      return;
-    }
-    this.#logsInWindow++;
-    const suppressed = this.#suppressed;
-    this.#suppressed = 0;
+    const oversize = error instanceof SipParseError && error.code === "too-large";
+    this.counters.dropped[oversize ? "oversize" : "parse_error"]++;
+    const suppressed = this.#parseErrorLog.take();
+    if (suppressed === undefined) return;
     log.warn("Dropped unparseable message from {source}: {reason}", {
       source: `${source.hostname}:${source.port}`,
       reason: error instanceof Error ? error.message : String(error),
+      suppressedSinceLast: suppressed,
+    });
+  }
+
+  /** Not on the allowlist: no answer at all (nothing for a scanner to learn), counted, logged sparingly. */
+  #notAllowed(source: SipAddress): void {
+    this.counters.dropped.not_allowed++;
+    const suppressed = this.#notAllowedLog.take();
+    if (suppressed === undefined) return;
+    log.warn("Dropped a datagram from {source}: not in SIP_SIGNALING_SERVICE_ALLOWED_SOURCES", {
+      source: `${source.hostname}:${source.port}`,
       suppressedSinceLast: suppressed,
     });
   }
@@ -203,10 +258,11 @@ export class SipEndpoint implements AsyncDisposable {
         const value = firstVia ? formatVia(stampVia(top, source)) : h.value;
         // The first Via line may hold several values: keep the rest as received.
         const rest = firstVia ? splitHeaderList(h.value).slice(1) : [];
-        head += `Via: ${[value, ...rest].join(", ")}\r\n`;
+        head += `Via: ${withoutControls([value, ...rest].join(", "))}\r\n`;
         firstVia = false;
       } else if (name === "From" || name === "To" || name === "Call-ID" || name === "CSeq") {
-        head += `${name}: ${h.value}\r\n`;
+        // Copied as received (8.2.6.2), less any control character: the answer stays a valid message.
+        head += `${name}: ${withoutControls(h.value)}\r\n`;
       }
     }
     head += "Content-Length: 0\r\n\r\n";

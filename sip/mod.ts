@@ -58,7 +58,9 @@ export {
   TransactionLayer,
 } from "./transaction_layer.ts";
 export type { ServerTransaction, TransactionLayerOptions, TransactionUser } from "./transaction_layer.ts";
-export { SipEndpoint, stampVia } from "./endpoint.ts";
-export type { EndpointCounters, EndpointOptions } from "./endpoint.ts";
+export { LogRateLimit, SipEndpoint, stampVia } from "./endpoint.ts";
+export type { DropReason, EndpointCounters, EndpointOptions } from "./endpoint.ts";
+export { DEFAULT_ALLOWED_SOURCES, parseCidr, parseIpAddress, SourceAllowlist } from "./source_allowlist.ts";
+export type { CidrBlock } from "./source_allowlist.ts";
 export { randomTag, UasCore } from "./uas_core.ts";
 export type { UasCoreOptions, UasHandler } from "./uas_core.ts";

@@ -182,9 +182,39 @@ const ANY_VERSION = /^SIP\/\d+\.\d+$/i;
 const RFC1123_DATE =
   /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
+/**
+ * Control characters other than HTAB have no place in a start line or header value
+ * (RFC 3261 section 25.1: TEXT-UTF8char, LWS); CR and LF are gone after unfolding.
+ * The one exception is a quoted-pair inside a quoted string (`"\\<NUL>"`, RFC 4475
+ * section 3.1.1.4), which may escape any of them but CR and LF.
+ */
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARACTER = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+function controlCharacter(text: string): string | undefined {
+  if (!CONTROL_CHARACTER.test(text)) return undefined; // the usual case: one regex test
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (quoted && c === 0x5c && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next === 0x0a || next === 0x0d) return `0x${next.toString(16).padStart(2, "0")}`;
+      i++; // quoted-pair: the escaped character, whatever it is
+      continue;
+    }
+    if (c === 0x22) quoted = !quoted;
+    else if ((c < 0x20 && c !== 0x09) || c === 0x7f) return `0x${c.toString(16).padStart(2, "0")}`;
+  }
+  return undefined;
+}
+
 /** Checks the start line and headers of a frame and builds the typed message. */
 export function interpretFrame(frame: SipFrame): SipMessage {
   const { startLine, headers, body } = frame;
+  const badInStartLine = controlCharacter(startLine);
+  if (badInStartLine !== undefined) {
+    throw new SipParseError("bad-start-line", `Control character ${badInStartLine} in the start line`);
+  }
   const via: Via[] = [];
   let from: NameAddr | undefined;
   let to: NameAddr | undefined;
@@ -194,6 +224,8 @@ export function interpretFrame(frame: SipFrame): SipMessage {
   for (const h of headers) {
     const name = canonicalHeaderName(h.name);
     try {
+      const bad = controlCharacter(h.value);
+      if (bad !== undefined) throw new Error(`control character ${bad} in the value`);
       switch (name) {
         case "Via":
           for (const v of splitHeaderList(h.value)) via.push(parseVia(v));

@@ -31,8 +31,14 @@ export interface UasCoreOptions {
   readonly supported: readonly string[];
   /** Body types accepted. */
   readonly accept: readonly string[];
-  /** Server header value. */
+  /** Server header value; empty: none. */
   readonly serverName: string;
+  /**
+   * False while the instance takes no new calls (draining, not ready): OPTIONS outside
+   * a dialog is answered 503, so the gateway's dispatcher probing takes it out of
+   * rotation. Default: always true.
+   */
+  readonly accepting?: () => boolean;
 }
 
 /** Methods defined by RFC 3261 and its common extensions: 405, not 501, when not served. */
@@ -64,14 +70,14 @@ export class UasCore implements TransactionUser {
   readonly #handler: UasHandler;
   readonly #options: UasCoreOptions;
   readonly #allowHeader: SipHeader;
-  readonly #serverHeader: SipHeader;
+  readonly #serverHeader: SipHeader[];
 
   constructor(layer: TransactionLayer, handler: UasHandler, options: UasCoreOptions) {
     this.#layer = layer;
     this.#handler = handler;
     this.#options = options;
     this.#allowHeader = { name: "Allow", value: options.allow.join(", ") };
-    this.#serverHeader = { name: "Server", value: options.serverName };
+    this.#serverHeader = options.serverName === "" ? [] : [{ name: "Server", value: options.serverName }];
   }
 
   /** Answers `request` on `tx` with a new To-tag when needed. */
@@ -80,7 +86,7 @@ export class UasCore implements TransactionUser {
       buildResponse(tx.request, status, {
         toTag: randomTag(),
         reason: reason ?? reasonPhrase(status),
-        headers: [...headers, this.#serverHeader],
+        headers: [...headers, ...this.#serverHeader],
       }),
     );
   }
@@ -117,6 +123,10 @@ export class UasCore implements TransactionUser {
       method === "OPTIONS" &&
       (tagOf(request.to) === undefined || !(this.#handler.hasDialog?.(request) ?? false))
     ) {
+      if (this.#options.accepting?.() === false) {
+        this.respond(tx, 503, [{ name: "Retry-After", value: "5" }]);
+        return;
+      }
       this.respond(tx, 200, [
         this.#allowHeader,
         { name: "Accept", value: this.#options.accept.join(", ") },
