@@ -8,30 +8,50 @@
  *   deno task start   # production: configured from the environment
  */
 import { getLogger } from "@logtape/logtape";
-import { configEnv, ConfigError, parseConfig } from "./orchestration/config.ts";
+import {
+  configEnv,
+  ConfigError,
+  helpText,
+  parseConfig,
+  parseFlags,
+  RETIRED_ENV_NAMES,
+} from "./orchestration/config.ts";
 import { configureLogging, resetLogging } from "./orchestration/logging.ts";
 import type { MutualTls } from "./orchestration/grpc.ts";
-import { startSignalingService } from "./orchestration/service.ts";
+import { ListenError, startSignalingService } from "./orchestration/service.ts";
+import { VERSION } from "./orchestration/version.ts";
+
+/** One plain line on stderr (logging is not configured yet, or is already gone). */
+function fail(message: string): number {
+  // deno-lint-ignore no-console
+  console.error(`sip-signaling: ${message}`);
+  return 2;
+}
 
 async function main(): Promise<number> {
   let config;
   try {
-    config = parseConfig(configEnv((name) => Deno.env.get(name)), {
-      embedded: Deno.args.includes("--embedded"),
-    });
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      // Logging is not configured yet: one plain line on stderr.
+    const cli = parseFlags(Deno.args);
+    if (cli.help || cli.version) {
       // deno-lint-ignore no-console
-      console.error(`sip-signaling: configuration error: ${error.message}`);
-      return 2;
+      console.log(cli.help ? helpText(VERSION) : `sip-signaling ${VERSION}`);
+      return 0;
     }
+    config = parseConfig({ ...configEnv((name) => Deno.env.get(name)), ...cli.env }, cli.flags);
+  } catch (error) {
+    if (error instanceof ConfigError) return fail(`configuration error: ${error.message}`);
     throw error;
   }
-  await configureLogging(config.development || config.embedded);
+  await configureLogging(config.development || config.embedded, config.logLevel);
   const log = getLogger(["main"]);
-  const shutdown = new AbortController();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => shutdown.abort());
+  for (const name of config.retired) {
+    log.warn("{variable} is no longer read: {why}", { variable: name, why: RETIRED_ENV_NAMES[name] });
+  }
+  // SIGTERM drains (repeats change nothing); SIGINT, or SIGINT during a drain, stops at once.
+  const drain = Promise.withResolvers<void>();
+  const stopNow = Promise.withResolvers<void>();
+  Deno.addSignalListener("SIGTERM", () => drain.resolve());
+  Deno.addSignalListener("SIGINT", () => stopNow.resolve());
 
   let tls: MutualTls | undefined;
   if (config.grpc.tls !== undefined) {
@@ -58,13 +78,28 @@ async function main(): Promise<number> {
     }
   }
 
-  const service = await startSignalingService(config, { tls });
-  await new Promise<void>((resolve) =>
-    shutdown.signal.addEventListener("abort", () => resolve(), { once: true })
-  );
+  let service;
+  try {
+    service = await startSignalingService(config, { tls });
+  } catch (error) {
+    const message = startFailure(error);
+    if (message === undefined) throw error;
+    await resetLogging();
+    return fail(message);
+  }
+  const how = await Promise.race([
+    drain.promise.then(() => "drain" as const),
+    stopNow.promise.then(() => "now" as const),
+  ]);
+  if (how === "drain") await service.drain(stopNow.promise);
   await service.shutdown();
   await resetLogging();
   return 0;
+}
+
+/** One line for a start-up failure an operator can fix (a port in use), naming the setting. */
+function startFailure(error: unknown): string | undefined {
+  return error instanceof ListenError ? `cannot start: ${error.message}` : undefined;
 }
 
 Deno.exit(await main());

@@ -1,9 +1,13 @@
 /**
- * Service configuration (CONTRACTS.md section 5). `parseConfig` is pure: `main.ts`
- * reads the variables named in `CONFIG_ENV_NAMES` and passes them in. Both spellings
- * are accepted; the later name wins when both are set. Every value is validated
- * once; a bad one is a `ConfigError` naming the variable.
+ * Service configuration (CONTRACTS.md sections 5 and 7.3). `parseConfig` is pure:
+ * `main.ts` reads the variables named in `CONFIG_ENV_NAMES` and the command line
+ * (`parseFlags`: one flag per setting, named after its variable) and passes them in.
+ * A flag wins over the environment; of two spellings of a variable the later name
+ * wins. Every value is validated once; a bad one is a `ConfigError` naming the
+ * variable (or flag).
  */
+import { parseArgs } from "node:util";
+import { DEFAULT_ALLOWED_SOURCES, SourceAllowlist } from "../sip/mod.ts";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -36,16 +40,32 @@ export interface ServiceConfig {
     readonly sessionExpires: number;
     /** Smallest session interval we accept (Min-SE); smaller gets 422. */
     readonly minSE: number;
+    /** Sources that may send SIP; the rest are dropped unanswered. */
+    readonly allowedSources: SourceAllowlist;
+    /** Server / User-Agent value; empty: no such header. */
+    readonly serverHeader: string;
   };
   readonly grpc: {
     readonly dialplanUrl: string | undefined;
     readonly mediaUrl: string | undefined;
     readonly userUrl: string | undefined;
     readonly port: number;
-    readonly deadlineMs: number;
+    readonly listenAddress: string;
     readonly tls: TlsFiles | undefined;
   };
   readonly httpPort: number;
+  readonly httpListenAddress: string;
+  /** The caller's longest wait from INVITE to a final answer, shared by every backend call of the setup. */
+  readonly setupTimeoutMs: number;
+  /** Calls up (and in setup) at once; more get 503 with Retry-After. */
+  readonly maxCalls: number;
+  /** A call up this long after its 200 OK gets our BYE (reason max_duration); 0 = never. */
+  readonly maxCallDurationS: number;
+  /** On SIGTERM, how long calls that are up may run on before they get our BYE (drain_timeout). */
+  readonly drainTimeoutS: number;
+  readonly logLevel: LogLevel;
+  /** Variables that were set but are no longer read, for a warning at start. */
+  readonly retired: readonly (typeof CONFIG_ENV_NAMES)[number][];
   readonly rabbitmqUrl: string | undefined;
   /** Country code put before national numbers (E.164 without "+"). */
   readonly defaultCountryCode: string;
@@ -57,6 +77,8 @@ export interface ServiceConfig {
    */
   readonly maxEventsPending: number;
 }
+
+export type LogLevel = "debug" | "info" | "warning" | "error";
 
 /** Every variable the service reads; `main.ts` reads exactly these. */
 export const CONFIG_ENV_NAMES = [
@@ -87,7 +109,25 @@ export const CONFIG_ENV_NAMES = [
   "SIP_SIGNALING_SERVICE_MIN_SE",
   "SIP_SIGNALING_SERVICE_MAX_CALLS_IN_SETUP",
   "SIP_SIGNALING_SERVICE_MAX_EVENTS_PENDING",
+  "SIP_SIGNALING_SERVICE_ALLOWED_SOURCES",
+  "SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS",
+  "SIP_SIGNALING_SERVICE_MAX_CALLS",
+  "SIP_SIGNALING_SERVICE_MAX_CALL_DURATION_S",
+  "SIP_SIGNALING_SERVICE_DRAIN_TIMEOUT_S",
+  "SIP_SIGNALING_SERVICE_SERVER_HEADER",
+  "SIP_SIGNALING_SERVICE_HTTP_LISTEN_ADDRESS",
+  "SIP_SIGNALING_SERVICE_GRPC_LISTEN_ADDRESS",
+  "LOG_LEVEL",
 ] as const;
+
+/**
+ * Variables of earlier releases that no longer mean anything. Setting one is not an
+ * error (a deployment may still carry it) but is warned about at start.
+ */
+export const RETIRED_ENV_NAMES: Readonly<Partial<Record<(typeof CONFIG_ENV_NAMES)[number], string>>> = {
+  SIP_SIGNALING_SERVICE_GRPC_DEADLINE_MS: "replaced by SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS, " +
+    "one budget that ResolveDialplan and AllocatePort share",
+};
 
 export type ConfigEnv = Partial<Record<(typeof CONFIG_ENV_NAMES)[number], string>>;
 
@@ -139,6 +179,59 @@ function grpcTarget(name: Name, value: string | undefined): string | undefined {
 /** Options that come from the command line, not the environment. */
 export interface ConfigFlags {
   readonly embedded?: boolean;
+}
+
+/** The variables that have a flag: the later spelling of each setting, retired ones left out. */
+const EARLIER_NAMES: ReadonlySet<string> = new Set([
+  "SIP_SIGNALING_SERVICE_PORT",
+  "PUBLIC_IP",
+  "DIALPLAN_SERVICE_GRPC_URL",
+  "MEDIA_SERVICE_GRPC_URL",
+  "USER_SERVICE_GRPC_URL",
+]);
+export const FLAG_ENV_NAMES: readonly Name[] = CONFIG_ENV_NAMES.filter((n) =>
+  !EARLIER_NAMES.has(n) && RETIRED_ENV_NAMES[n] === undefined
+);
+
+/** The flag of a variable: `SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS` -> `setup-timeout-ms`. */
+export function flagName(variable: string): string {
+  return variable.replace(/^SIP_SIGNALING_SERVICE_/, "").toLowerCase().replaceAll("_", "-");
+}
+
+/** What the command line says: settings (as variables, to lay over the environment) and switches. */
+export interface CommandLine {
+  readonly env: ConfigEnv;
+  readonly flags: ConfigFlags;
+  readonly help: boolean;
+  readonly version: boolean;
+}
+
+/** Parses `--name=value` / `--name value` for every setting, plus the switches; unknown flags are errors. */
+export function parseFlags(args: readonly string[]): CommandLine {
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    embedded: { type: "boolean" },
+    help: { type: "boolean" },
+    version: { type: "boolean" },
+  };
+  for (const name of FLAG_ENV_NAMES) options[flagName(name)] = { type: "string" };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split("\n")[0] as string : String(error);
+    throw new ConfigError("command line", `${message} (see --help)`);
+  }
+  const env: ConfigEnv = {};
+  for (const name of FLAG_ENV_NAMES) {
+    const value = values[flagName(name)];
+    if (typeof value === "string") env[name] = value;
+  }
+  return {
+    env,
+    flags: { embedded: values.embedded === true },
+    help: values.help === true,
+    version: values.version === true,
+  };
 }
 
 export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceConfig {
@@ -217,6 +310,27 @@ export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceCon
     minSE,
     86_400,
   );
+  let allowedSources: SourceAllowlist;
+  try {
+    allowedSources = SourceAllowlist.parse(
+      env.SIP_SIGNALING_SERVICE_ALLOWED_SOURCES || DEFAULT_ALLOWED_SOURCES.join(","),
+    );
+  } catch (error) {
+    throw new ConfigError("SIP_SIGNALING_SERVICE_ALLOWED_SOURCES", (error as Error).message);
+  }
+  const serverHeader = env.SIP_SIGNALING_SERVICE_SERVER_HEADER ?? "sentiric-sip-signaling";
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(serverHeader)) {
+    throw new ConfigError("SIP_SIGNALING_SERVICE_SERVER_HEADER", "must not hold control characters");
+  }
+  const logLevel = (env.LOG_LEVEL || "info").toLowerCase();
+  if (!["debug", "info", "warning", "error"].includes(logLevel)) {
+    throw new ConfigError("LOG_LEVEL", `expected debug, info, warning or error, got "${env.LOG_LEVEL}"`);
+  }
+  const address = (name: Name): string => {
+    const value = env[name];
+    return value === undefined || value === "" ? listenAddress : ipAddress(name, value);
+  };
   return {
     development,
     embedded,
@@ -229,19 +343,15 @@ export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceCon
       t4,
       sessionExpires,
       minSE,
+      allowedSources,
+      serverHeader,
     },
     grpc: {
       dialplanUrl,
       mediaUrl,
       userUrl,
       port: integer("SIP_SIGNALING_SERVICE_GRPC_PORT", env.SIP_SIGNALING_SERVICE_GRPC_PORT, 13021, 0, 65535),
-      deadlineMs: integer(
-        "SIP_SIGNALING_SERVICE_GRPC_DEADLINE_MS",
-        env.SIP_SIGNALING_SERVICE_GRPC_DEADLINE_MS,
-        300,
-        1,
-        60_000,
-      ),
+      listenAddress: address("SIP_SIGNALING_SERVICE_GRPC_LISTEN_ADDRESS"),
       tls,
     },
     httpPort: integer(
@@ -251,6 +361,37 @@ export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceCon
       0,
       65535,
     ),
+    httpListenAddress: address("SIP_SIGNALING_SERVICE_HTTP_LISTEN_ADDRESS"),
+    setupTimeoutMs: integer(
+      "SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS",
+      env.SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS,
+      2000,
+      100,
+      120_000,
+    ),
+    maxCalls: integer(
+      "SIP_SIGNALING_SERVICE_MAX_CALLS",
+      env.SIP_SIGNALING_SERVICE_MAX_CALLS,
+      100_000,
+      1,
+      10_000_000,
+    ),
+    maxCallDurationS: integer(
+      "SIP_SIGNALING_SERVICE_MAX_CALL_DURATION_S",
+      env.SIP_SIGNALING_SERVICE_MAX_CALL_DURATION_S,
+      14_400,
+      0,
+      30 * 86_400,
+    ),
+    drainTimeoutS: integer(
+      "SIP_SIGNALING_SERVICE_DRAIN_TIMEOUT_S",
+      env.SIP_SIGNALING_SERVICE_DRAIN_TIMEOUT_S,
+      3600,
+      0,
+      30 * 86_400,
+    ),
+    logLevel: logLevel as LogLevel,
+    retired: (Object.keys(RETIRED_ENV_NAMES) as Name[]).filter((n) => (env[n] ?? "") !== ""),
     rabbitmqUrl,
     defaultCountryCode: countryCode,
     maxCallsInSetup: integer(
@@ -273,4 +414,79 @@ export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceCon
 /** A URL with any password replaced, safe to log. */
 export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/\s]*):[^@/\s]*@/i, "$1:***@");
+}
+
+/** `--help`: every setting with its flag, default and meaning (CONTRACTS.md sections 5 and 7.3). */
+const SETTING_HELP: Readonly<Partial<Record<Name, readonly [string, string]>>> = {
+  ENV: ["production", '"development" gives text logs, anything else JSON lines'],
+  LOG_LEVEL: ["info", "debug, info, warning or error"],
+  SIP_SIGNALING_SERVICE_LISTEN_ADDRESS: ["0.0.0.0", "SIP listen address (IPv4 or IPv6)"],
+  SIP_SIGNALING_SERVICE_SIP_PORT: ["5060", "SIP port (earlier name SIP_SIGNALING_SERVICE_PORT)"],
+  SIP_SIGNALING_SERVICE_PUBLIC_IP: [
+    "required outside dev",
+    "address in SDP and our Contact (earlier PUBLIC_IP)",
+  ],
+  SIP_SIGNALING_SERVICE_ALLOWED_SOURCES: [
+    DEFAULT_ALLOWED_SOURCES.join(","),
+    "CIDRs that may send SIP; anything else is dropped unanswered",
+  ],
+  SIP_SIGNALING_SERVICE_SERVER_HEADER: ["sentiric-sip-signaling", "Server / User-Agent value (empty: none)"],
+  DIALPLAN_SERVICE_TARGET_GRPC_URL: [
+    "required",
+    "DialplanService host:port (earlier DIALPLAN_SERVICE_GRPC_URL)",
+  ],
+  MEDIA_SERVICE_TARGET_GRPC_URL: ["required", "MediaService host:port (earlier MEDIA_SERVICE_GRPC_URL)"],
+  USER_SERVICE_TARGET_GRPC_URL: ["", "UserService host:port (earlier USER_SERVICE_GRPC_URL)"],
+  SIP_SIGNALING_SERVICE_GRPC_PORT: ["13021", "port of our SipSignalingService (TerminateCall)"],
+  SIP_SIGNALING_SERVICE_GRPC_LISTEN_ADDRESS: ["the SIP listen address", "where our gRPC server listens"],
+  SIP_SIGNALING_SERVICE_HTTP_PORT: ["13020", "health and metrics over HTTP"],
+  SIP_SIGNALING_SERVICE_HTTP_LISTEN_ADDRESS: ["the SIP listen address", "where health and metrics listen"],
+  RABBITMQ_URL: ["unset: events to stdout", "amqp:// or amqps:// URL (never logged with its password)"],
+  SIP_SIGNALING_SERVICE_CERT_PATH: ["unset: plaintext", "mTLS certificate (with the key and CA)"],
+  SIP_SIGNALING_SERVICE_KEY_PATH: ["unset: plaintext", "mTLS private key"],
+  GRPC_TLS_CA_PATH: ["unset: plaintext", "mTLS CA bundle"],
+  SIP_SIGNALING_SERVICE_DEFAULT_COUNTRY_CODE: ["90", "prefix for national numbers (E.164 without +)"],
+  SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS: [
+    "2000",
+    "longest wait from INVITE to final answer; backend calls share it",
+  ],
+  SIP_SIGNALING_SERVICE_MAX_CALLS: ["100000", "calls up at once; more get 503 + Retry-After"],
+  SIP_SIGNALING_SERVICE_MAX_CALLS_IN_SETUP: ["500", "calls in setup at once; more get 503 + Retry-After"],
+  SIP_SIGNALING_SERVICE_MAX_CALL_DURATION_S: [
+    "14400",
+    "calls up this long get our BYE (max_duration); 0 = never",
+  ],
+  SIP_SIGNALING_SERVICE_DRAIN_TIMEOUT_S: ["3600", "on SIGTERM, how long calls up may run on before our BYE"],
+  SIP_SIGNALING_SERVICE_MAX_EVENTS_PENDING: [
+    "10000",
+    "events waiting for the broker; beyond it new calls get 503",
+  ],
+  SIP_SIGNALING_SERVICE_T1_MS: ["500", "RFC 3261 timer T1"],
+  SIP_SIGNALING_SERVICE_T2_MS: ["4000", "RFC 3261 timer T2"],
+  SIP_SIGNALING_SERVICE_T4_MS: ["5000", "RFC 3261 timer T4"],
+  SIP_SIGNALING_SERVICE_SESSION_EXPIRES: ["1800", "session interval when the caller names none (RFC 4028)"],
+  SIP_SIGNALING_SERVICE_MIN_SE: ["90", "smallest session interval accepted (422 below)"],
+};
+
+/** The text `--help` prints. */
+export function helpText(version: string): string {
+  const rows = FLAG_ENV_NAMES.map((name) => {
+    const [fallback, meaning] = SETTING_HELP[name] ?? ["", ""];
+    return `  --${flagName(name)}=VALUE\n      ${name}; ${meaning}${
+      fallback === "" ? "" : ` (default: ${fallback})`
+    }`;
+  });
+  return [
+    `sip-signaling ${version}: the SIP signaling service of the Sentiric voice-AI platform`,
+    "",
+    "usage: sip-signaling [--embedded] [--FLAG=VALUE ...]",
+    "",
+    "  --embedded      in-process reference backends on loopback and a stdout event sink",
+    "  --help          this text",
+    "  --version       the version",
+    "",
+    "Settings (a flag wins over its environment variable):",
+    ...rows,
+    "",
+  ].join("\n");
 }

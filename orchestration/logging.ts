@@ -62,14 +62,37 @@ export function batchedLineSink(
   return Object.assign(sink, { [Symbol.dispose]: flush });
 }
 
-export async function configureLogging(development: boolean): Promise<void> {
-  const base = development ? getTextFormatter({ timestamp: "time" }) : jsonLinesFormatter;
+/**
+ * Escapes control characters in a text log line (all but its final newline), so that
+ * a value from the wire (a header with CR, LF or ESC) cannot forge a line or drive the
+ * operator's terminal. JSON lines need no such step: JSON escapes them.
+ */
+export function escapeControls(line: string): string {
+  const body = line.endsWith("\n") ? line.slice(0, -1) : line;
+  // deno-lint-ignore no-control-regex
+  const escaped = body.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, (c) => {
+    if (c === "\n") return "\\n";
+    if (c === "\r") return "\\r";
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  });
+  return escaped === body ? line : `${escaped}\n`;
+}
+
+export async function configureLogging(
+  development: boolean,
+  level: "debug" | "info" | "warning" | "error" = "info",
+): Promise<void> {
+  const format = development
+    ? ((text) => (record: LogRecord) => escapeControls(redactSecrets(text(record))))(
+      getTextFormatter({ timestamp: "time" }),
+    )
+    : (record: LogRecord) => redactSecrets(jsonLinesFormatter(record));
   await configure({
     reset: true,
-    sinks: { stdout: batchedLineSink((record) => redactSecrets(base(record))) },
+    sinks: { stdout: batchedLineSink(format) },
     loggers: [
       { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-      { category: [], sinks: ["stdout"], lowestLevel: "info" },
+      { category: [], sinks: ["stdout"], lowestLevel: level },
     ],
   });
 }
