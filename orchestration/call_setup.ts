@@ -6,7 +6,7 @@
  * releases the port and publishes `call.ended`.
  */
 import * as grpc from "@grpc/grpc-js";
-import { getLogger } from "@logtape/logtape";
+import { getLogger, type Logger } from "@logtape/logtape";
 import type { CallController, Dialog, DialogManager, IncomingCall } from "../sip/dialog.ts";
 import { parseUri } from "../sip/grammar.ts";
 import type { SipHeader, SipRequest } from "../sip/message.ts";
@@ -22,10 +22,13 @@ const log = getLogger(["orchestration", "call"]);
  * (`Upstreams`); failures come back as `UpstreamError`, for the failure table.
  */
 export interface CallBackends {
+  /** `deadline`: epoch milliseconds by which the answer must be in (what is left of the setup budget). */
   resolveDialplan(
     request: { callerContactValue: string; destinationNumber: string },
     traceId: string,
+    deadline: number,
   ): Promise<ResolveDialplanResponse>;
+  /** Runs with room of its own: call setup stops waiting at its budget and releases a late port. */
   allocatePort(callId: string, traceId: string): Promise<number>;
   releasePort(rtpPort: number, traceId: string): Promise<boolean>;
 }
@@ -65,6 +68,7 @@ export function failureResponse(error: unknown): { status: number; headers: SipH
   }
   if (error instanceof SdpNegotiationError) return { status: 488, headers: [] };
   if (error instanceof OverloadError) return { status: 503, headers: retryAfter(5) };
+  if (error instanceof SetupTimeoutError) return { status: 503, headers: retryAfter(RETRY_AFTER_SECONDS) };
   if (error instanceof PlanRejectedError) {
     switch (error.kind) {
       case "unspecified":
@@ -123,12 +127,15 @@ export interface OrchestratorOptions {
   readonly defaultCountryCode: string;
   /** Calls allowed in setup at once; more get 503 with Retry-After without any backend call. Default 500. */
   readonly maxCallsInSetup?: number;
+  /** Calls up and in setup at once; more get 503 with Retry-After without any backend call. Default 100000. */
+  readonly maxCalls?: number;
   /**
-   * How long call setup waits for AllocatePort (the caller's deadline); the RPC itself
-   * may run longer, so that a port allocated late is known and released. Unset: the
-   * RPC's own deadline.
+   * The caller's longest wait from INVITE to a final answer (default 2000 ms).
+   * ResolveDialplan and AllocatePort share it, each getting what is left; when it runs
+   * out the caller gets 503 with Retry-After, whatever is still pending. AllocatePort
+   * itself may run on, so that a port allocated late is known and released.
    */
-  readonly setupDeadlineMs?: number;
+  readonly setupTimeoutMs?: number;
   /**
    * Events allowed to wait for the bus; beyond it new calls get 503 with Retry-After
    * (the agent could not hear of them). Calls already up go on, and their events are
@@ -141,6 +148,14 @@ export interface OrchestratorOptions {
 export class OverloadError extends Error {
   override readonly name = "OverloadError";
 }
+
+/** The setup budget ran out before the backends answered. */
+export class SetupTimeoutError extends Error {
+  override readonly name = "SetupTimeoutError";
+}
+
+/** Answer this much before the budget ends, so the caller has its answer within it. */
+const BUDGET_MARGIN_MS = 20;
 
 export interface OrchestratorCounters {
   callsOffered: number;
@@ -193,6 +208,11 @@ export class CallOrchestrator implements CallController {
     this.#accepting = false;
   }
 
+  /** False once draining or shutting down. */
+  get accepting(): boolean {
+    return this.#accepting;
+  }
+
   onIncomingCall(call: IncomingCall): void {
     this.counters.callsOffered++;
     if (!this.#accepting) {
@@ -203,6 +223,14 @@ export class CallOrchestrator implements CallController {
     if (this.#inSetup >= (this.#options.maxCallsInSetup ?? 500)) {
       this.counters.callsShed++;
       const { status, headers } = failureResponse(new OverloadError("too many calls in setup"));
+      call.reject(status, headers);
+      return;
+    }
+    if (this.#dialogs.size.dialogs + this.#inSetup >= (this.#options.maxCalls ?? 100_000)) {
+      this.counters.callsShed++;
+      const { status, headers } = failureResponse(
+        new OverloadError("SIP_SIGNALING_SERVICE_MAX_CALLS reached"),
+      );
       call.reject(status, headers);
       return;
     }
@@ -258,6 +286,25 @@ export class CallOrchestrator implements CallController {
   async #setUp(call: IncomingCall): Promise<void> {
     const traceId = crypto.randomUUID();
     const clog = log.with({ traceId, callId: call.callId });
+    // One budget from the INVITE to the final answer; past it, 503 whatever is pending.
+    const deadline = Date.now() + (this.#options.setupTimeoutMs ?? 2000) - BUDGET_MARGIN_MS;
+    const guard = setTimeout(() => {
+      if (call.answered) return;
+      this.counters.callsRejected++;
+      const { status, headers } = failureResponse(new SetupTimeoutError());
+      clog.warn("Call rejected with {status}: the backends did not answer within the setup budget", {
+        status,
+      });
+      call.reject(status, headers);
+    }, Math.max(0, deadline - Date.now()));
+    try {
+      await this.#setUpWithin(call, traceId, deadline, clog);
+    } finally {
+      clearTimeout(guard);
+    }
+  }
+
+  async #setUpWithin(call: IncomingCall, traceId: string, deadline: number, clog: Logger): Promise<void> {
     const request = call.request;
     const caller = normalizeNumber(userPart(request.from.uri), this.#options.defaultCountryCode);
     const called = normalizeNumber(
@@ -266,10 +313,12 @@ export class CallOrchestrator implements CallController {
     );
     clog.debug("INVITE from {caller} to {called}", { caller, called });
     let rtpPort: number | undefined;
+    let accepted = false;
     try {
       const plan = await this.#upstreams.resolveDialplan(
         { callerContactValue: caller, destinationNumber: called },
         traceId,
+        deadline,
       );
       if (plan.action === undefined || plan.action.type === ActionType.ACTION_TYPE_UNSPECIFIED) {
         throw new PlanRejectedError("unspecified");
@@ -279,7 +328,7 @@ export class CallOrchestrator implements CallController {
         throw new PlanRejectedError("anonymous");
       }
       if (call.answered) return; // Cancelled meanwhile.
-      rtpPort = await this.#allocatePort(call.callId, traceId);
+      rtpPort = await this.#allocatePort(call.callId, traceId, deadline);
       if (call.answered) {
         await this.#release(rtpPort, traceId);
         return;
@@ -293,6 +342,7 @@ export class CallOrchestrator implements CallController {
         await this.#release(rtpPort, traceId);
         return;
       }
+      accepted = true;
       const record: CallRecord = {
         traceId,
         rtpPort,
@@ -312,6 +362,9 @@ export class CallOrchestrator implements CallController {
       });
       if (!lateOffer) this.#publishStarted(dialog, record);
     } catch (error) {
+      if (accepted) throw error; // The call is up; its port goes back when it ends.
+      if (rtpPort !== undefined) this.#track(this.#release(rtpPort, traceId));
+      if (call.answered) return; // The budget's guard (or a CANCEL) answered already.
       const { status, headers } = failureResponse(error);
       this.counters.callsRejected++;
       clog.warn("Call rejected with {status}: {reason}", {
@@ -319,7 +372,6 @@ export class CallOrchestrator implements CallController {
         reason: error instanceof Error ? error.message : String(error),
       });
       call.reject(status, headers);
-      if (rtpPort !== undefined) await this.#release(rtpPort, traceId);
     }
   }
 
@@ -393,14 +445,13 @@ export class CallOrchestrator implements CallController {
   }
 
   /**
-   * AllocatePort, waited for at most the setup deadline. Past it the caller gets 503
+   * AllocatePort, waited for until the setup deadline. Past it the caller gets 503
    * (as for any deadline), and a port the media service hands out later is released
    * at once instead of staying allocated forever.
    */
-  async #allocatePort(callId: string, traceId: string): Promise<number> {
-    const limitMs = this.#options.setupDeadlineMs;
+  async #allocatePort(callId: string, traceId: string, deadline: number): Promise<number> {
+    const limitMs = Math.max(0, deadline - Date.now());
     const allocation = this.#upstreams.allocatePort(callId, traceId);
-    if (limitMs === undefined) return await allocation;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = Symbol("late");
     const first = await Promise.race([

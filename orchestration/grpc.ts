@@ -79,15 +79,16 @@ type Unary<Req, Res> = (
   callback: (error: grpc.ServiceError | null, response: Res) => void,
 ) => grpc.ClientUnaryCall;
 
+/** `deadline`: epoch milliseconds. */
 function call<Req, Res>(
   service: "dialplan" | "media" | "user",
   method: Unary<Req, Res>,
   request: Req,
   traceId: string,
-  deadlineMs: number,
+  deadline: number,
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
-    method(request, metadata(traceId), { deadline: Date.now() + deadlineMs }, (error, response) => {
+    method(request, metadata(traceId), { deadline }, (error, response) => {
       if (error !== null) {
         reject(new UpstreamError(service, error.code, error.details || error.message, error));
       } else resolve(response);
@@ -99,14 +100,17 @@ export interface UpstreamOptions {
   readonly dialplanUrl: string;
   readonly mediaUrl: string;
   readonly userUrl?: string | undefined;
-  /** Deadline of the calls a caller waits on with nothing to undo: ResolveDialplan, FindUserByContact. */
+  /**
+   * Deadline of a call given none of its own (FindUserByContact, ResolveDialplan outside
+   * call setup). Call setup passes what is left of its budget instead.
+   */
   readonly deadlineMs: number;
   /**
    * Deadline of AllocatePort and ReleasePort, which change the media service's state.
    * A call that misses its deadline may still have taken effect there, and a port
    * allocated so is never released (the contract releases by port number only): so
-   * these get room (default the larger of 3 s and 10 x `deadlineMs`), and call setup
-   * stops waiting for AllocatePort after `deadlineMs` on its own, releasing a late port.
+   * these get room (default the larger of 3 s and 2 x `deadlineMs`), and call setup
+   * stops waiting for AllocatePort at its budget on its own, releasing a late port.
    */
   readonly mediaDeadlineMs?: number;
   readonly tls?: MutualTls | undefined;
@@ -123,7 +127,7 @@ export class Upstreams {
   constructor(options: UpstreamOptions) {
     const creds = clientCredentials(options.tls);
     this.deadlineMs = options.deadlineMs;
-    this.mediaDeadlineMs = options.mediaDeadlineMs ?? Math.max(3000, 10 * options.deadlineMs);
+    this.mediaDeadlineMs = options.mediaDeadlineMs ?? Math.max(3000, 2 * options.deadlineMs);
     this.#dialplan = new DialplanServiceClient(
       options.dialplanUrl,
       creds,
@@ -139,14 +143,12 @@ export class Upstreams {
       : new UserServiceClient(options.userUrl, creds, channelOptions(options.tls, "user-service"));
   }
 
-  resolveDialplan(request: ResolveDialplanRequest, traceId: string): Promise<ResolveDialplanResponse> {
-    return call(
-      "dialplan",
-      this.#dialplan.resolveDialplan.bind(this.#dialplan),
-      request,
-      traceId,
-      this.deadlineMs,
-    );
+  resolveDialplan(
+    request: ResolveDialplanRequest,
+    traceId: string,
+    deadline: number = Date.now() + this.deadlineMs,
+  ): Promise<ResolveDialplanResponse> {
+    return call("dialplan", this.#dialplan.resolveDialplan.bind(this.#dialplan), request, traceId, deadline);
   }
 
   async allocatePort(callId: string, traceId: string): Promise<number> {
@@ -155,7 +157,7 @@ export class Upstreams {
       this.#media.allocatePort.bind(this.#media),
       { callId },
       traceId,
-      this.mediaDeadlineMs,
+      Date.now() + this.mediaDeadlineMs,
     );
     if (!(r.rtpPort > 0 && r.rtpPort < 65536)) {
       throw new UpstreamError("media", grpc.status.INTERNAL, `invalid rtp_port ${r.rtpPort}`);
@@ -169,7 +171,7 @@ export class Upstreams {
       this.#media.releasePort.bind(this.#media),
       { rtpPort },
       traceId,
-      this.mediaDeadlineMs,
+      Date.now() + this.mediaDeadlineMs,
     );
     return r.success;
   }
@@ -183,7 +185,7 @@ export class Upstreams {
       this.#user.findUserByContact.bind(this.#user),
       { contactType: "phone", contactValue },
       traceId,
-      this.deadlineMs,
+      Date.now() + this.deadlineMs,
     );
   }
 

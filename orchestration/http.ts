@@ -18,9 +18,17 @@ export function metricsText(o: Observed): string {
     lines.push(`# HELP sip_signaling_${name} ${help}`, `# TYPE sip_signaling_${name} ${type}`);
     lines.push(`sip_signaling_${name} ${value}`);
   };
-  for (const [k, v] of Object.entries(o.endpoint.counters)) {
+  const { dropped, ...endpointCounters } = o.endpoint.counters;
+  for (const [k, v] of Object.entries(endpointCounters)) {
     add(`sip_${snake(k)}_total`, v, `SIP endpoint ${k}`);
   }
+  lines.push(
+    "# HELP sip_signaling_datagrams_dropped_total Datagrams dropped without a transaction, by reason",
+    "# TYPE sip_signaling_datagrams_dropped_total counter",
+    ...Object.entries(dropped).map(([reason, v]) =>
+      `sip_signaling_datagrams_dropped_total{reason="${reason}"} ${v}`
+    ),
+  );
   for (const [k, v] of Object.entries(o.orchestrator.counters)) add(`${snake(k)}_total`, v, `Calls: ${k}`);
   add("calls_in_setup", o.orchestrator.callsInSetup, "Calls between INVITE and final answer", "gauge");
   add("active_dialogs", o.dialogs.size.dialogs, "Dialogs up", "gauge");

@@ -17,7 +17,6 @@ import { startHttpServer } from "./http.ts";
 
 const log = getLogger(["main"]);
 
-const SERVER_NAME = "sentiric-sip-signaling";
 const ALLOW = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"];
 
 export interface ServiceOptions {
@@ -35,10 +34,49 @@ export interface SignalingService {
   readonly grpcPort: number;
   readonly httpPort: number;
   /**
+   * SIGTERM (CONTRACTS.md 7.4): no new calls (INVITE and OPTIONS get 503), calls that
+   * are up run to their own end; after `drainTimeoutS` those still up get our BYE
+   * (reason drain_timeout). Resolves when no call is left, or at once on `interrupt`.
+   */
+  drain(interrupt: Promise<void>): Promise<void>;
+  /**
    * Stops taking calls (503), sends BYE for calls that are up, waits for port
    * releases and event confirms, closes the sockets.
    */
   shutdown(): Promise<void>;
+}
+
+/** A socket the service could not open; the message names the setting to change. */
+export class ListenError extends Error {
+  override readonly name = "ListenError";
+  constructor(readonly setting: string, address: string, cause: unknown) {
+    const why = cause instanceof Deno.errors.AddrInUse
+      ? "address already in use"
+      : cause instanceof Error
+      ? cause.message.split("\n")[0]
+      : String(cause);
+    super(`${setting}: cannot listen on ${address}: ${why}`, { cause });
+  }
+}
+
+function listening<T>(setting: string, address: string, open: () => T): T {
+  try {
+    return open();
+  } catch (error) {
+    throw new ListenError(setting, address, error);
+  }
+}
+
+async function listeningAsync<T>(setting: string, address: string, open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (error) {
+    throw new ListenError(setting, address, error);
+  }
+}
+
+function hostPort(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 export async function startSignalingService(
@@ -54,7 +92,7 @@ export async function startSignalingService(
     dialplanUrl: config.grpc.dialplanUrl ?? reference?.dialplanUrl ?? "",
     mediaUrl: config.grpc.mediaUrl ?? reference?.mediaUrl ?? "",
     userUrl: config.grpc.userUrl ?? reference?.userUrl,
-    deadlineMs: config.grpc.deadlineMs,
+    deadlineMs: config.setupTimeoutMs,
     tls,
   });
 
@@ -67,22 +105,31 @@ export async function startSignalingService(
     events = new ConsoleEventSink();
   }
 
-  const transport = UdpTransport.listen({ hostname: config.sip.listenAddress, port: config.sip.port });
-  const endpoint = new SipEndpoint(transport, { timers: config.sip });
+  const transport = listening(
+    "SIP_SIGNALING_SERVICE_SIP_PORT",
+    hostPort(config.sip.listenAddress, config.sip.port),
+    () => UdpTransport.listen({ hostname: config.sip.listenAddress, port: config.sip.port }),
+  );
+  const endpoint = new SipEndpoint(transport, {
+    timers: config.sip,
+    allowedSources: config.sip.allowedSources,
+  });
   const dialogs = new DialogManager(endpoint, {
     contactHost: config.sip.publicIp,
     contactPort: transport.local.port,
     sessionExpires: config.sip.sessionExpires,
     minSE: config.sip.minSE,
     allow: ALLOW,
-    serverName: SERVER_NAME,
+    serverName: config.sip.serverHeader,
+    maxCallDurationMs: config.maxCallDurationS * 1000,
   });
   const orchestrator = new CallOrchestrator(backends, events, dialogs, {
     publicIp: config.sip.publicIp,
     defaultCountryCode: config.defaultCountryCode,
     maxCallsInSetup: config.maxCallsInSetup,
+    maxCalls: config.maxCalls,
     maxEventsPending: config.maxEventsPending,
-    setupDeadlineMs: config.grpc.deadlineMs,
+    setupTimeoutMs: config.setupTimeoutMs,
   });
   dialogs.setController(orchestrator);
   endpoint.start(
@@ -90,22 +137,29 @@ export async function startSignalingService(
       allow: ALLOW,
       supported: ["timer"],
       accept: ["application/sdp"],
-      serverName: SERVER_NAME,
+      serverName: config.sip.serverHeader,
+      accepting: () => orchestrator.accepting,
     }),
   );
-  const grpcHost = config.sip.listenAddress.includes(":")
-    ? `[${config.sip.listenAddress}]`
-    : config.sip.listenAddress;
-  const signaling = await startSignalingServer(
-    orchestrator,
-    `${grpcHost}:${config.grpc.port}`,
-    serverCredentials(tls),
+  const grpcAddress = hostPort(config.grpc.listenAddress, config.grpc.port);
+  const signaling = await listeningAsync(
+    "SIP_SIGNALING_SERVICE_GRPC_PORT",
+    grpcAddress,
+    () => startSignalingServer(orchestrator, grpcAddress, serverCredentials(tls)),
   );
-  const http = startHttpServer(config.sip.listenAddress, config.httpPort, {
-    endpoint,
-    dialogs,
-    orchestrator,
-    events,
+  const http = listening(
+    "SIP_SIGNALING_SERVICE_HTTP_PORT",
+    hostPort(config.httpListenAddress, config.httpPort),
+    () =>
+      startHttpServer(config.httpListenAddress, config.httpPort, { endpoint, dialogs, orchestrator, events }),
+  );
+  log.info("SIP accepted only from {allowedSources}; setup budget {setupTimeoutMs} ms", {
+    allowedSources: config.sip.allowedSources.toString(),
+    setupTimeoutMs: config.setupTimeoutMs,
+    maxCalls: config.maxCalls,
+    maxCallsInSetup: config.maxCallsInSetup,
+    maxCallDurationS: config.maxCallDurationS,
+    drainTimeoutS: config.drainTimeoutS,
   });
 
   log.info("SIP signaling ready on udp {sip}, gRPC {grpc}, HTTP {http}; events to {bus}", {
@@ -120,6 +174,26 @@ export async function startSignalingService(
     sipPort: transport.local.port,
     grpcPort: signaling.port,
     httpPort: http.port,
+    async drain(interrupt) {
+      orchestrator.stopAccepting();
+      let interrupted = false;
+      void interrupt.then(() => interrupted = true);
+      const until = Date.now() + config.drainTimeoutS * 1000;
+      log.info("Draining: no new calls; {calls} calls up may run for up to {drainTimeoutS} s", {
+        calls: dialogs.size.calls,
+        drainTimeoutS: config.drainTimeoutS,
+      });
+      while (dialogs.size.calls > 0 && !interrupted && Date.now() < until) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([interrupt, new Promise((r) => timer = setTimeout(r, 100))]);
+        clearTimeout(timer);
+      }
+      if (interrupted) log.info("Drain interrupted (SIGINT)");
+      else if (dialogs.size.calls > 0) {
+        log.warn("Drain timeout: {calls} calls still up get our BYE", { calls: dialogs.size.calls });
+        dialogs.closeAll("drain_timeout");
+      } else log.info("Drained: no call left");
+    },
     async shutdown() {
       log.info("Shutting down");
       orchestrator.stopAccepting();

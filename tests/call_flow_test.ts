@@ -27,7 +27,7 @@ async function setup(
   deadlineMs = 1000,
   maxCallsInSetup = 500,
   maxEventsPending = 10_000,
-  setupDeadlineMs?: number,
+  setupTimeoutMs?: number,
 ) {
   const backends = await startReferenceServers();
   const upstreams = new Upstreams({
@@ -52,7 +52,7 @@ async function setup(
     defaultCountryCode: "90",
     maxCallsInSetup,
     maxEventsPending,
-    ...(setupDeadlineMs === undefined ? {} : { setupDeadlineMs }),
+    setupTimeoutMs: setupTimeoutMs ?? deadlineMs,
   });
   dialogs.setController(orchestrator);
   endpoint.transactions.setUser(

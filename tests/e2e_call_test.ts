@@ -6,7 +6,6 @@ import { startReferenceServers } from "../orchestration/reference_servers.ts";
 import { CallEndedEvent, CallStartedEvent } from "../proto/gen/sentiric/event/v1/event.ts";
 import { ActionType } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import {
-  backendsEnv,
   EventConsumer,
   freeTcpPort,
   missingPeers,
@@ -35,7 +34,7 @@ Deno.test({
     MEDIA_SERVICE_GRPC_URL: backends.mediaUrl, // the earlier spelling still works
     USER_SERVICE_TARGET_GRPC_URL: backends.userUrl,
     RABBITMQ_URL,
-    SIP_SIGNALING_SERVICE_GRPC_DEADLINE_MS: "300",
+    SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS: "1000",
   });
 
   await t.step(
@@ -221,7 +220,7 @@ Deno.test({
     DIALPLAN_SERVICE_GRPC_URL: `127.0.0.1:${freeTcpPort()}`, // nothing listens
     MEDIA_SERVICE_TARGET_GRPC_URL: backends.mediaUrl,
     RABBITMQ_URL,
-    SIP_SIGNALING_SERVICE_GRPC_DEADLINE_MS: "300",
+    SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS: "1000",
   });
   const scenario = await scenarioFrom("uac_reject.xml", {
     STATUS: "503",
@@ -236,47 +235,4 @@ Deno.test({
   await new Promise((res) => setTimeout(res, 300));
   assert.equal(consumer.events.length, 0);
   assert.equal(backends.ports.allocated.size, 0);
-});
-
-Deno.test({
-  name: "e2e - SIGTERM with a call up: BYE to the caller, call.ended, port released, exit 0",
-  ignore: skip !== undefined,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
-  await using backends = await startReferenceServers();
-  await using consumer = await EventConsumer.start();
-  await using service = await startService({
-    ...backendsEnv(backends),
-  });
-  // Some load first, so the shutdown meets gRPC channels and a broker connection that
-  // have carried a few hundred calls, as in production.
-  const load = await sipp(scenarioPath("uac_call.xml"), service.sipPort, [
-    "-s",
-    "905551112233",
-    "-r",
-    "100",
-    "-m",
-    "300",
-    "-l",
-    "300",
-    "-d",
-    "20",
-  ]);
-  // On a busy machine a few of these may get 503 (gRPC deadline): that is not this test's subject.
-  const completed = Number(/Successful call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(load.stdout)?.[1] ?? "0");
-  assert.ok(completed > 200, `the load went through: ${load.stdout}`);
-  const before = consumer.events.length;
-  const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
-  const answered = await waitFor(() =>
-    consumer.events.slice(before).find((e) => e.routingKey === "call.answered")
-  );
-  assert.ok(answered, "the call is up");
-  const callId = String(answered.body.callId);
-  assert.equal(await service.stop(), 0, "exit code 0 on SIGTERM");
-  const result = await caller;
-  assert.equal(result.code, 0, `the caller got our BYE: ${result.stdout}`);
-  const ended = await waitFor(() => consumer.forCall(callId).find((e) => e.routingKey === "call.ended"));
-  assert.equal(ended?.body.reason, "terminated_by_request");
-  assert.equal(backends.ports.allocated.size, 0, "every port back with the media service");
 });
