@@ -86,6 +86,12 @@ export interface RunningService extends AsyncDisposable {
   readonly logs: Record<string, unknown>[];
   /** SIGTERM; resolves to the exit code. */
   stop(): Promise<number>;
+  /** Sends a signal and returns at once. */
+  signal(signal: Deno.Signal): void;
+  /** The exit code, once the process has exited. */
+  readonly exited: Promise<number>;
+  /** The process id (to watch its memory). */
+  readonly pid: number;
 }
 
 /** Starts `deno run -P=service main.ts` with `env` and waits until it is ready. */
@@ -167,6 +173,15 @@ export async function startService(
     httpPort,
     logs,
     stop,
+    signal(signal: Deno.Signal) {
+      try {
+        child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+    },
+    exited: exited.then((s) => s.code),
+    pid: child.pid,
     async [Symbol.asyncDispose]() {
       await stop();
     },
@@ -294,11 +309,52 @@ export class EventConsumer implements AsyncDisposable {
   }
 }
 
-/** Polls `check` until it returns a value or `ms` passes. */
-export async function waitFor<T>(check: () => T | undefined | false, ms = 5000): Promise<T | undefined> {
+/**
+ * Sends one OPTIONS outside a dialog from a fresh socket on `fromHost` and returns the
+ * final status, or undefined when nothing came back within `ms` (a dropped request).
+ */
+export async function probeOptions(
+  port: number,
+  fromHost = "127.0.0.1",
+  ms = 1000,
+): Promise<number | undefined> {
+  const socket = Deno.listenDatagram({ transport: "udp", hostname: fromHost, port: 0 });
+  const local = socket.addr as Deno.NetAddr;
+  const branch = `z9hG4bK${crypto.randomUUID().replaceAll("-", "")}`;
+  const text = [
+    `OPTIONS sip:probe@127.0.0.1:${port} SIP/2.0`,
+    `Via: SIP/2.0/UDP ${local.hostname}:${local.port};branch=${branch};rport`,
+    "Max-Forwards: 70",
+    `From: <sip:probe@${local.hostname}>;tag=probe`,
+    `To: <sip:probe@127.0.0.1:${port}>`,
+    `Call-ID: ${branch}@probe`,
+    "CSeq: 1 OPTIONS",
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n");
+  try {
+    await socket.send(new TextEncoder().encode(text), { transport: "udp", hostname: "127.0.0.1", port });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const reply = await Promise.race([
+      socket.receive().then(([bytes]) => decoder.decode(bytes)),
+      new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms)),
+    ]).finally(() => clearTimeout(timer));
+    const status = reply === undefined ? undefined : /^SIP\/2\.0 (\d{3})/.exec(reply)?.[1];
+    return status === undefined ? undefined : Number(status);
+  } finally {
+    socket.close();
+  }
+}
+
+/** Polls `check` (which may be async) until it returns a value or `ms` passes. */
+export async function waitFor<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 5000,
+): Promise<T | undefined> {
   const until = Date.now() + ms;
   for (;;) {
-    const v = check();
+    const v = await check();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > until) return undefined;
     await new Promise((r) => setTimeout(r, 20));
