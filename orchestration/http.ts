@@ -44,13 +44,23 @@ export function metricsText(o: Observed): string {
   add("client_transactions", tx.client, "Live client transactions", "gauge");
   // The process metrics every Prometheus client exports, under their usual names.
   const cpu = process.cpuUsage();
+  const memory = Deno.memoryUsage();
   lines.push(
     "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.",
     "# TYPE process_cpu_seconds_total counter",
     `process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`,
     "# HELP process_resident_memory_bytes Resident memory size in bytes.",
     "# TYPE process_resident_memory_bytes gauge",
-    `process_resident_memory_bytes ${Deno.memoryUsage().rss}`,
+    `process_resident_memory_bytes ${memory.rss}`,
+    "# HELP nodejs_heap_size_used_bytes Process heap size used from V8 in bytes.",
+    "# TYPE nodejs_heap_size_used_bytes gauge",
+    `nodejs_heap_size_used_bytes ${memory.heapUsed}`,
+    "# HELP nodejs_heap_size_total_bytes Process heap size from V8 in bytes.",
+    "# TYPE nodejs_heap_size_total_bytes gauge",
+    `nodejs_heap_size_total_bytes ${memory.heapTotal}`,
+    "# HELP nodejs_external_memory_bytes V8 external memory (buffers) in bytes.",
+    "# TYPE nodejs_external_memory_bytes gauge",
+    `nodejs_external_memory_bytes ${memory.external}`,
     "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
     "# TYPE process_start_time_seconds gauge",
     `process_start_time_seconds ${Math.round(STARTED_AT_MS / 1000)}`,

@@ -2,6 +2,9 @@
  * Time as the stack sees it. Transactions and dialogs arm timers through a `Clock`
  * so tests can run them on fake time (`FakeClock`) and production on real time.
  */
+import { getLogger } from "@logtape/logtape";
+
+const log = getLogger(["sip", "timer"]);
 
 /** Cancels a timer; calling it again does nothing. */
 export type CancelTimer = () => void;
@@ -13,10 +16,20 @@ export interface Clock {
   setTimer(ms: number, fire: () => void): CancelTimer;
 }
 
+/**
+ * Real time. A timer that throws is logged, never left to end the process: one bad
+ * dialog (a peer's odd message that slipped past the parser) must not cost every call.
+ */
 export const realClock: Clock = {
   now: () => performance.now(),
   setTimer(ms, fire) {
-    const id = setTimeout(fire, ms);
+    const id = setTimeout(() => {
+      try {
+        fire();
+      } catch (error) {
+        log.error("A SIP timer failed: {error}", { error });
+      }
+    }, ms);
     return () => clearTimeout(id);
   },
 };

@@ -504,7 +504,11 @@ export class DialogManager implements UasHandler {
       { name: "Max-Forwards", value: "70" },
       ...dialog.routeSet.map((r) => ({ name: "Route", value: r })),
       { name: "From", value: `<${dialog.localUri}>;tag=${dialog.localTag}` },
-      { name: "To", value: `<${dialog.remoteUri}>;tag=${dialog.remoteTag}` },
+      // 12.2.1.1: a null remote tag (an RFC 2543 caller sent none) means no tag parameter.
+      {
+        name: "To",
+        value: `<${dialog.remoteUri}>${dialog.remoteTag === "" ? "" : `;tag=${dialog.remoteTag}`}`,
+      },
       { name: "Call-ID", value: dialog.callId },
       { name: "CSeq", value: `${dialog.localCSeq} ${method}` },
       ...extra,

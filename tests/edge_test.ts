@@ -197,6 +197,19 @@ Deno.test("dialog - a call nobody hangs up gets our BYE at the longest call dura
   assert.equal(s.dialogs.size.calls, 0);
 });
 
+Deno.test("dialog - a caller without a From tag (RFC 2543): our BYE has no tag in To, and nothing throws", () => {
+  // Found by the fuzz run: the BYE after the ACK timeout wrote ";tag=" and failed its own
+  // parse inside a timer, which ended the process.
+  const s = endpointWith();
+  s.endpoint.receive(requestBytes({ body: "v=0\r\n", fromTag: "" }), CALLER);
+  s.clock.advance(64 * 10);
+  assert.deepEqual(s.ended.map((e) => e.reason), ["ack_timeout"]);
+  const bye = s.wire.sent.find((x) => x.message.kind === "request" && x.message.method === "BYE");
+  assert.ok(bye !== undefined && bye.message.kind === "request");
+  assert.equal(tagOf(bye.message.to), undefined);
+  assert.equal(tagOf(bye.message.from) !== undefined, true);
+});
+
 Deno.test("server header - configurable, and absent when configured empty", () => {
   const named = endpointWith({ serverName: "acme-edge" });
   named.endpoint.receive(requestBytes({ method: "OPTIONS" }), CALLER);

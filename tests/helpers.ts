@@ -75,7 +75,9 @@ export function requestBytes(spec: RequestSpec = {}): Uint8Array {
     `${method} ${spec.uri ?? "sip:905551112233@127.0.0.1:5060"} SIP/2.0`,
     `Via: ${spec.via ?? `SIP/2.0/UDP 192.0.2.10:5070;branch=${spec.branch ?? "z9hG4bK-1"};rport`}`,
     "Max-Forwards: 70",
-    `From: "Caller" <sip:905321234567@192.0.2.10>;tag=${spec.fromTag ?? "caller-tag"}`,
+    `From: "Caller" <sip:905321234567@192.0.2.10>${
+      spec.fromTag === "" ? "" : `;tag=${spec.fromTag ?? "caller-tag"}`
+    }`,
     `To: <sip:905551112233@127.0.0.1>${spec.toTag === undefined ? "" : `;tag=${spec.toTag}`}`,
     `Call-ID: ${spec.callId ?? "call-1@192.0.2.10"}`,
     `CSeq: ${spec.cseq ?? 1} ${spec.cseqMethod ?? method}`,

@@ -84,6 +84,8 @@ export interface RunningService extends AsyncDisposable {
   readonly httpPort: number;
   /** JSON log records printed so far. */
   readonly logs: Record<string, unknown>[];
+  /** The last 64 KiB the process wrote to stderr (a crash's report). */
+  stderrTail(): string;
   /** SIGTERM; resolves to the exit code. */
   stop(): Promise<number>;
   /** Sends a signal and returns at once. */
@@ -141,7 +143,14 @@ export async function startService(
       }
     }
   })();
-  const stderr = child.stderr.pipeTo(new WritableStream());
+  let errText = "";
+  const stderr = child.stderr.pipeTo(
+    new WritableStream({
+      write(chunk) {
+        errText = (errText + decoder.decode(chunk, { stream: true })).slice(-65536);
+      },
+    }),
+  );
   const exited = child.status.then((s) => {
     ready();
     return s;
@@ -173,6 +182,7 @@ export async function startService(
     httpPort,
     logs,
     stop,
+    stderrTail: () => errText,
     signal(signal: Deno.Signal) {
       try {
         child.kill(signal);
