@@ -63,7 +63,8 @@ export function freeUdpPort(hostname = "127.0.0.1"): number {
 /** One value from the service's /metrics (Prometheus text), by its full name; NaN if absent. */
 export async function serviceMetric(httpPort: number, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return Number(new RegExp(`^${escaped} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
 }
 
 /** Service environment for backends started by the test, and the real broker. */
