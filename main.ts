@@ -20,6 +20,8 @@ import { configureLogging, resetLogging } from "./orchestration/logging.ts";
 import type { MutualTls } from "./orchestration/grpc.ts";
 import { ListenError, startSignalingService } from "./orchestration/service.ts";
 import { VERSION } from "./orchestration/version.ts";
+import { SIGNALING_CHILD_FLAG } from "./orchestration/signaling_relay.ts";
+import { runSignalingChild } from "./orchestration/signaling_child.ts";
 
 /** One plain line on stderr (logging is not configured yet, or is already gone). */
 function fail(message: string): number {
@@ -29,6 +31,11 @@ function fail(message: string): number {
 }
 
 async function main(): Promise<number> {
+  // The compiled binary also serves TerminateCall as its own supervised child process.
+  if (Deno.args[0] === SIGNALING_CHILD_FLAG) {
+    await runSignalingChild();
+    return 0;
+  }
   let config;
   try {
     const cli = parseFlags(Deno.args);

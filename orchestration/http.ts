@@ -10,6 +10,8 @@ export interface Observed {
   readonly dialogs: DialogManager;
   readonly orchestrator: CallOrchestrator;
   readonly events: EventPublisher;
+  /** The TerminateCall process, whose restarts are counted. */
+  readonly signaling?: { readonly restarts: number };
 }
 
 export function metricsText(o: Observed): string {
@@ -30,6 +32,13 @@ export function metricsText(o: Observed): string {
     ),
   );
   for (const [k, v] of Object.entries(o.orchestrator.counters)) add(`${snake(k)}_total`, v, `Calls: ${k}`);
+  if (o.signaling !== undefined) {
+    add(
+      "grpc_server_restarts_total",
+      o.signaling.restarts,
+      "Times the TerminateCall process died and was restarted",
+    );
+  }
   add("calls_in_setup", o.orchestrator.callsInSetup, "Calls between INVITE and final answer", "gauge");
   add("active_dialogs", o.dialogs.size.dialogs, "Dialogs up", "gauge");
   add("calls_in_progress", o.dialogs.size.calls, "Calls being set up or up", "gauge");

@@ -12,7 +12,7 @@ import { type MutualTls, serverCredentials, Upstreams } from "./grpc.ts";
 import { AmqpEventPublisher, ConsoleEventSink, type EventPublisher } from "./events.ts";
 import { type CallBackends, CallOrchestrator } from "./call_setup.ts";
 import { startReferenceServersInWorker } from "./reference_worker.ts";
-import { startSignalingServer } from "./signaling_server.ts";
+import { SignalingServerProcess } from "./signaling_relay.ts";
 import { startHttpServer } from "./http.ts";
 
 const log = getLogger(["main"]);
@@ -145,13 +145,19 @@ export async function startSignalingService(
   const signaling = await listeningAsync(
     "SIP_SIGNALING_SERVICE_GRPC_PORT",
     grpcAddress,
-    () => startSignalingServer(orchestrator, grpcAddress, serverCredentials(tls)),
+    () => SignalingServerProcess.start(orchestrator, grpcAddress, tls),
   );
   const http = listening(
     "SIP_SIGNALING_SERVICE_HTTP_PORT",
     hostPort(config.httpListenAddress, config.httpPort),
     () =>
-      startHttpServer(config.httpListenAddress, config.httpPort, { endpoint, dialogs, orchestrator, events }),
+      startHttpServer(config.httpListenAddress, config.httpPort, {
+        endpoint,
+        dialogs,
+        orchestrator,
+        events,
+        signaling,
+      }),
   );
   log.info("SIP accepted only from {allowedSources}; setup budget {setupTimeoutMs} ms", {
     allowedSources: config.sip.allowedSources.toString(),
@@ -200,7 +206,7 @@ export async function startSignalingService(
       dialogs.closeAll("terminated_by_request");
       await new Promise((r) => setTimeout(r, 200)); // Let BYEs leave.
       await http.close();
-      await new Promise<void>((r) => signaling.server.tryShutdown(() => r()));
+      await signaling.close();
       await endpoint.close();
       // Port releases of the calls just ended, and setups now rejected, finish first.
       if (!await orchestrator.settle(3000)) log.warn("Shutdown: backend calls still unanswered after 3 s");

@@ -1,4 +1,10 @@
-/** Our own gRPC service: `sentiric.sip.v1.SipSignalingService.TerminateCall`. */
+/**
+ * Our own gRPC service: `sentiric.sip.v1.SipSignalingService.TerminateCall`, on grpc-js.
+ * It runs in its own process (`signaling_child.ts`, supervised by `signaling_relay.ts`):
+ * on Deno 2.9 a `node:http2` server aborts the whole process when a client closes its
+ * session with streams in flight (nghttp2 assertion / SIGSEGV, denoland/deno#36788),
+ * and that must never take the calls of the SIP service with it.
+ */
 import * as grpc from "@grpc/grpc-js";
 import {
   SipSignalingServiceService,
@@ -6,8 +12,9 @@ import {
   type TerminateCallResponse,
 } from "../proto/gen/sentiric/sip/v1/signaling.ts";
 
+/** What answers TerminateCall; in the child process, a relay to the service. */
 export interface CallTerminator {
-  terminate(callId: string, reason: string): { success: boolean; message: string };
+  terminate(callId: string, reason: string): Promise<{ success: boolean; message: string }>;
 }
 
 export async function startSignalingServer(
@@ -21,7 +28,14 @@ export async function startSignalingServer(
       call: grpc.ServerUnaryCall<TerminateCallRequest, TerminateCallResponse>,
       callback: grpc.sendUnaryData<TerminateCallResponse>,
     ) {
-      callback(null, terminator.terminate(call.request.callId, call.request.reason));
+      terminator.terminate(call.request.callId, call.request.reason).then(
+        (answer) => callback(null, answer),
+        (error: unknown) =>
+          callback({
+            code: grpc.status.UNAVAILABLE,
+            details: error instanceof Error ? error.message : String(error),
+          }),
+      );
     },
   });
   const port = await new Promise<number>((resolve, reject) =>

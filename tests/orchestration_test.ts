@@ -74,6 +74,55 @@ const PROD = {
   MEDIA_SERVICE_TARGET_GRPC_URL: "media:12031",
 };
 
+Deno.test("config - a flag for every setting wins over the environment; unknown flags are refused", async () => {
+  const { FLAG_ENV_NAMES, flagName, helpText, parseFlags } = await import("../orchestration/config.ts");
+  const cli = parseFlags(["--setup-timeout-ms=1500", "--allowed-sources", "10.0.0.0/8", "--embedded"]);
+  assert.deepEqual(cli.env, {
+    SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS: "1500",
+    SIP_SIGNALING_SERVICE_ALLOWED_SOURCES: "10.0.0.0/8",
+  });
+  assert.equal(cli.flags.embedded, true);
+  const environment: Parameters<typeof parseConfig>[0] = {
+    ...PROD,
+    SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS: "900",
+  };
+  const c = parseConfig({ ...environment, ...cli.env });
+  assert.equal(c.setupTimeoutMs, 1500, "the flag wins");
+  assert.equal(c.sip.allowedSources.toString(), "10.0.0.0/8");
+  assert.throws(() => parseFlags(["--no-such-thing=1"]), ConfigError);
+  assert.equal(parseFlags(["--help"]).help, true);
+  assert.equal(parseFlags(["--version"]).version, true);
+  const help = helpText("1.2.3");
+  for (const name of FLAG_ENV_NAMES) {
+    assert.match(help, new RegExp(`--${flagName(name)}=VALUE\\n\\s+${name}; \\S`), `--help explains ${name}`);
+  }
+});
+
+Deno.test("config - the 7.3 defaults, and a retired variable is reported, not refused", () => {
+  const c = parseConfig({ ...PROD, SIP_SIGNALING_SERVICE_GRPC_DEADLINE_MS: "300" });
+  assert.equal(c.setupTimeoutMs, 2000);
+  assert.equal(c.maxCalls, 100_000);
+  assert.equal(c.maxCallDurationS, 14_400);
+  assert.equal(c.drainTimeoutS, 3600);
+  assert.equal(c.sip.serverHeader, "sentiric-sip-signaling");
+  assert.equal(c.logLevel, "info");
+  assert.equal(
+    c.sip.allowedSources.toString(),
+    "127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7",
+  );
+  assert.equal(c.httpListenAddress, c.sip.listenAddress);
+  assert.deepEqual(c.retired, ["SIP_SIGNALING_SERVICE_GRPC_DEADLINE_MS"]);
+  assert.throws(
+    () => parseConfig({ ...PROD, SIP_SIGNALING_SERVICE_ALLOWED_SOURCES: "10.0.0.0/40" }),
+    /ALLOWED_SOURCES/,
+  );
+  assert.throws(() => parseConfig({ ...PROD, LOG_LEVEL: "loud" }), /LOG_LEVEL/);
+  assert.throws(
+    () => parseConfig({ ...PROD, SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS: "5" }),
+    /SETUP_TIMEOUT_MS/,
+  );
+});
+
 Deno.test("config - both spellings are read and the later one wins", () => {
   const c = parseConfig({ ...PROD, SIP_SIGNALING_SERVICE_PORT: "5070", PUBLIC_IP: "198.51.100.1" });
   assert.equal(c.sip.port, 5070);
@@ -203,7 +252,11 @@ Deno.test("config - every variable the service reads is allowed by the service p
   const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
   const allowed: string[] = config.permissions.service.env;
   assert.deepEqual(CONFIG_ENV_NAMES.filter((n) => !allowed.includes(n)), []);
-  assert.equal(config.permissions.service.run, undefined, "the service runs no subprocess");
+  assert.deepEqual(
+    config.permissions.service.run,
+    ["deno", "/usr/local/bin/sip-signaling"],
+    "the service runs no program but itself (the TerminateCall process)",
+  );
   assert.equal(config.permissions.service.write, undefined, "the service writes no file");
   assert.match(config.tasks.compile, /-P=service/);
 });

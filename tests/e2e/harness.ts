@@ -87,8 +87,8 @@ export interface RunningService extends AsyncDisposable {
   readonly logs: Record<string, unknown>[];
   /** The last 64 KiB the process wrote to stderr (a crash's report). */
   stderrTail(): string;
-  /** SIGTERM; resolves to the exit code. */
-  stop(): Promise<number>;
+  /** SIGTERM (escalating past `graceMs`, default 15 s); resolves to the exit code. */
+  stop(graceMs?: number): Promise<number>;
   /** Sends a signal and returns at once. */
   signal(signal: Deno.Signal): void;
   /** The exit code, once the process has exited. */
@@ -158,15 +158,28 @@ export async function startService(
   });
   await Promise.race([readyPromise, new Promise((r) => setTimeout(r, 20_000))]);
   let stopped = false;
-  /** SIGTERM, then the exit code once stdout and stderr are drained. */
-  const stop = async (): Promise<number> => {
-    if (!stopped) {
-      stopped = true;
+  /**
+   * SIGTERM, then the exit code once stdout and stderr are drained. A drain waits for
+   * calls up to end, so a test that failed with one up would hang: past `graceMs` the
+   * drain is cut short with SIGINT, and past 5 s more the process is killed.
+   */
+  const stop = async (graceMs = 15_000): Promise<number> => {
+    const send = (signal: Deno.Signal) => {
       try {
-        child.kill("SIGTERM");
+        child.kill(signal);
       } catch {
         // Already gone.
       }
+    };
+    if (!stopped) {
+      stopped = true;
+      send("SIGTERM");
+      const escalate = setTimeout(() => {
+        send("SIGINT");
+        const kill = setTimeout(() => send("SIGKILL"), 5000);
+        void exited.finally(() => clearTimeout(kill));
+      }, graceMs);
+      void exited.finally(() => clearTimeout(escalate));
     }
     const status = await exited;
     await pump;

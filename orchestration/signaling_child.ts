@@ -1,0 +1,99 @@
+/**
+ * The child process that serves TerminateCall (see `signaling_server.ts` for why it is a
+ * process of its own). It reads one JSON line of configuration on stdin, binds, says
+ * `ready`, then relays every call to its parent as a JSON line on stdout and answers
+ * with the parent's reply from stdin. SIGTERM and SIGINT are the parent's to act on
+ * (the agent may still end calls during a drain); the child ends when stdin closes.
+ */
+import { Buffer } from "node:buffer";
+import * as grpc from "@grpc/grpc-js";
+import { startSignalingServer } from "./signaling_server.ts";
+
+/** Lines the child writes. */
+export type ChildMessage =
+  | { t: "ready"; port: number }
+  | { t: "error"; message: string }
+  | { t: "call"; id: number; callId: string; reason: string };
+
+/** Lines the parent writes: first `config`, then one `answer` per call. */
+export type ParentMessage =
+  | { t: "config"; address: string; tls?: { cert: string; key: string; ca: string } }
+  | { t: "answer"; id: number; success: boolean; message: string };
+
+/** How long a relayed call waits for the service's answer. */
+const ANSWER_TIMEOUT_MS = 5000;
+
+/** Newline-delimited JSON from a byte stream. */
+export async function* jsonLines<T>(stream: ReadableStream<Uint8Array>): AsyncGenerator<T> {
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for await (const chunk of stream) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let nl;
+    while ((nl = buffered.indexOf("\n")) !== -1) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (line.trim() !== "") yield JSON.parse(line) as T;
+    }
+  }
+}
+
+export async function runSignalingChild(): Promise<void> {
+  for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, () => {});
+  const encoder = new TextEncoder();
+  const out = Deno.stdout.writable.getWriter();
+  const say = (message: ChildMessage) => out.write(encoder.encode(`${JSON.stringify(message)}\n`));
+  const pending = new Map<number, (answer: { success: boolean; message: string }) => void>();
+  let nextId = 1;
+  let server: grpc.Server | undefined;
+
+  for await (const message of jsonLines<ParentMessage>(Deno.stdin.readable)) {
+    if (message.t === "config") {
+      const credentials = message.tls === undefined
+        ? grpc.ServerCredentials.createInsecure()
+        : grpc.ServerCredentials.createSsl(
+          Buffer.from(message.tls.ca, "base64"),
+          [{
+            private_key: Buffer.from(message.tls.key, "base64"),
+            cert_chain: Buffer.from(message.tls.cert, "base64"),
+          }],
+          true,
+        );
+      try {
+        const started = await startSignalingServer(
+          {
+            terminate(callId, reason) {
+              const id = nextId++;
+              return new Promise((resolve, reject) => {
+                const timer = setTimeout(() => {
+                  pending.delete(id);
+                  reject(new Error("the signaling service did not answer"));
+                }, ANSWER_TIMEOUT_MS);
+                pending.set(id, (answer) => {
+                  clearTimeout(timer);
+                  resolve(answer);
+                });
+                void say({ t: "call", id, callId, reason });
+              });
+            },
+          },
+          message.address,
+          credentials,
+        );
+        server = started.server;
+        await say({ t: "ready", port: started.port });
+      } catch (error) {
+        await say({ t: "error", message: error instanceof Error ? error.message : String(error) });
+        Deno.exit(2);
+      }
+    } else if (message.t === "answer") {
+      pending.get(message.id)?.({ success: message.success, message: message.message });
+      pending.delete(message.id);
+    }
+  }
+  // The parent is gone (or closed the pipe to stop us).
+  server?.forceShutdown();
+  Deno.exit(0);
+}
+
+if (import.meta.main) await runSignalingChild();
