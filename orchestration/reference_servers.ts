@@ -8,6 +8,7 @@
  *   905550000002 BRIDGE_CALL   905550000003 ECHO_TEST   905550000004 PLAY_STATIC_ANNOUNCEMENT
  *   905550000005 ENQUEUE_CALL  905550000000 UNSPECIFIED 905550000009 maintenance mode
  *   905550000008 blocks anonymous callers   905550000408 answers after 2 s (deadline tests)
+ *   905550001500 answers after 1.5 s (slow but healthy: within the default setup budget)
  *   anything else: NOT_FOUND
  */
 import * as grpc from "@grpc/grpc-js";
@@ -60,6 +61,11 @@ const ROUTES: Readonly<
     type: ActionType.ACTION_TYPE_START_AI_CONVERSATION,
     action: "START_AI_CONVERSATION",
     blockAnonymous: true,
+  },
+  "905550001500": {
+    type: ActionType.ACTION_TYPE_START_AI_CONVERSATION,
+    action: "START_AI_CONVERSATION",
+    delayMs: 1500,
   },
   "905550000408": {
     type: ActionType.ACTION_TYPE_START_AI_CONVERSATION,
