@@ -2,16 +2,13 @@
 // transport: late offer (SDP in the ACK), a carrier's second INVITE during setup,
 // CANCEL during setup. Events go to the in-memory sink.
 import assert from "node:assert/strict";
-import { headerValue, SipEndpoint, type SipResponse, tagOf, UasCore } from "../sip/mod.ts";
-import { DialogManager } from "../sip/dialog.ts";
-import { CallOrchestrator } from "../orchestration/call_setup.ts";
+import { headerValue, type SipResponse, tagOf } from "../sip/mod.ts";
 import { ConsoleEventSink } from "../orchestration/events.ts";
 import { Upstreams } from "../orchestration/grpc.ts";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
 import { waitFor } from "./e2e/harness.ts";
-import { CALLER, MemoryTransport, requestBytes, type RequestSpec } from "./helpers.ts";
+import { wireCallPath } from "./helpers.ts";
 
-const ALLOW = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"];
 const CALLER_SDP =
   "v=0\r\no=c 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
 
@@ -37,37 +34,11 @@ async function setup(
     deadlineMs,
   });
   const events = new BackloggedSink();
-  const wire = new MemoryTransport();
-  const endpoint = new SipEndpoint(wire, { timers: { t1: 500, t2: 4000, t4: 5000 } });
-  const dialogs = new DialogManager(endpoint, {
-    contactHost: "203.0.113.5",
-    contactPort: 5060,
-    sessionExpires: 1800,
-    minSE: 90,
-    allow: ALLOW,
-    serverName: "test",
-  });
-  const orchestrator = new CallOrchestrator(upstreams, events, dialogs, {
-    publicIp: "203.0.113.5",
-    defaultCountryCode: "90",
+  const { wire, endpoint, dialogs, orchestrator, feed, finalFor } = wireCallPath(upstreams, events, {
     maxCallsInSetup,
     maxEventsPending,
     setupTimeoutMs: setupTimeoutMs ?? deadlineMs,
   });
-  dialogs.setController(orchestrator);
-  endpoint.transactions.setUser(
-    new UasCore(endpoint.transactions, dialogs, {
-      allow: ALLOW,
-      supported: ["timer"],
-      accept: [],
-      serverName: "t",
-    }),
-  );
-  const feed = (spec: RequestSpec) => endpoint.receive(requestBytes(spec), CALLER);
-  const finalFor = (method: string) =>
-    wire.sent.map((s) => s.message).find((m): m is SipResponse =>
-      m.kind === "response" && m.status >= 200 && m.cseq.method === method
-    );
   return {
     backends,
     events,

@@ -9,6 +9,7 @@ import { EVENTS_EXCHANGE } from "../orchestration/events.ts";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
 import {
   backendsEnv,
+  e2eTest,
   missingPeers,
   RABBITMQ_URL,
   scenarioPath,
@@ -49,70 +50,68 @@ async function drainQueue(queue: string): Promise<Map<string, { routingKey: stri
   }
 }
 
-Deno.test({
-  name:
-    "e2e broker restart - stop_app/start_app during SIPp traffic: every event delivered, <=1% failed, no port left",
-  ignore: skip !== undefined,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
-  const queue = `broker-restart-test-${crypto.randomUUID()}`;
-  {
-    const connection = await amqp.connect(RABBITMQ_URL);
-    const channel = await connection.createChannel();
-    await channel.assertExchange(EVENTS_EXCHANGE, "topic", { durable: true });
-    await channel.assertQueue(queue, { durable: true });
-    await channel.bindQueue(queue, EVENTS_EXCHANGE, "call.#");
-    await connection.close();
-  }
-  await using backends = await startReferenceServers();
-  await using service = await startService(backendsEnv(backends));
-  // 40 calls/s for 10 s, each held 200 ms; the broker goes away after 3 s for 3 s.
-  const traffic = sipp(scenarioPath("uac_call.xml"), service.sipPort, [
-    "-s",
-    "905551112233",
-    "-r",
-    "40",
-    "-m",
-    "400",
-    "-l",
-    "200",
-    "-d",
-    "200",
-    "-timeout",
-    "60",
-  ]);
-  await sleep(3000);
-  await rabbitmqctl("stop_app");
-  await sleep(3000);
-  await rabbitmqctl("start_app");
-  await rabbitmqctl("await_startup");
-  const result = await traffic;
-  const successful = Number(/Successful call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(result.stdout)?.[1] ?? "0");
-  const failed = Number(/Failed call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(result.stdout)?.[1] ?? "0");
-  assert.ok(successful + failed >= 400, result.stdout);
-  assert.ok(failed <= 4, `at most 1% of 400 calls failed: ${failed}`);
+e2eTest(
+  "e2e broker restart - stop_app/start_app during SIPp traffic: every event delivered, <=1% failed, no port left",
+  skip,
+  async () => {
+    const queue = `broker-restart-test-${crypto.randomUUID()}`;
+    {
+      const connection = await amqp.connect(RABBITMQ_URL);
+      const channel = await connection.createChannel();
+      await channel.assertExchange(EVENTS_EXCHANGE, "topic", { durable: true });
+      await channel.assertQueue(queue, { durable: true });
+      await channel.bindQueue(queue, EVENTS_EXCHANGE, "call.#");
+      await connection.close();
+    }
+    await using backends = await startReferenceServers();
+    await using service = await startService(backendsEnv(backends));
+    // 40 calls/s for 10 s, each held 200 ms; the broker goes away after 3 s for 3 s.
+    const traffic = sipp(scenarioPath("uac_call.xml"), service.sipPort, [
+      "-s",
+      "905551112233",
+      "-r",
+      "40",
+      "-m",
+      "400",
+      "-l",
+      "200",
+      "-d",
+      "200",
+      "-timeout",
+      "60",
+    ]);
+    await sleep(3000);
+    await rabbitmqctl("stop_app");
+    await sleep(3000);
+    await rabbitmqctl("start_app");
+    await rabbitmqctl("await_startup");
+    const result = await traffic;
+    const successful = Number(/Successful call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(result.stdout)?.[1] ?? "0");
+    const failed = Number(/Failed call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(result.stdout)?.[1] ?? "0");
+    assert.ok(successful + failed >= 400, result.stdout);
+    assert.ok(failed <= 4, `at most 1% of 400 calls failed: ${failed}`);
 
-  // The outbox re-sends what the restart interrupted; wait for the broker's confirms.
-  const confirmed = await waitFor(async () => {
-    const text = await (await fetch(`http://127.0.0.1:${service.httpPort}/metrics`)).text();
-    return /^sip_signaling_events_pending 0$/m.test(text);
-  }, 30_000);
-  assert.ok(confirmed, "every event confirmed by the broker");
-  assert.equal(await service.stop(), 0);
-  const events = await drainQueue(queue);
-  const byCall = new Map<string, string[]>();
-  for (const { routingKey, callId } of events.values()) {
-    byCall.set(callId, [...(byCall.get(callId) ?? []), routingKey]);
-  }
-  const started = [...byCall.entries()].filter(([, types]) => types.includes("call.started"));
-  assert.equal(started.length, successful, "one call.started per answered call");
-  for (const [callId, types] of started) {
-    assert.deepEqual(types.sort(), ["call.answered", "call.ended", "call.started"], callId);
-  }
-  assert.equal(backends.ports.allocated.size, 0, "no port stays allocated");
-  // deno-lint-ignore no-console
-  console.log(
-    `broker restart: ${successful} calls answered, ${failed} failed, ${events.size} distinct events`,
-  );
-});
+    // The outbox re-sends what the restart interrupted; wait for the broker's confirms.
+    const confirmed = await waitFor(async () => {
+      const text = await (await fetch(`http://127.0.0.1:${service.httpPort}/metrics`)).text();
+      return /^sip_signaling_events_pending 0$/m.test(text);
+    }, 30_000);
+    assert.ok(confirmed, "every event confirmed by the broker");
+    assert.equal(await service.stop(), 0);
+    const events = await drainQueue(queue);
+    const byCall = new Map<string, string[]>();
+    for (const { routingKey, callId } of events.values()) {
+      byCall.set(callId, [...(byCall.get(callId) ?? []), routingKey]);
+    }
+    const started = [...byCall.entries()].filter(([, types]) => types.includes("call.started"));
+    assert.equal(started.length, successful, "one call.started per answered call");
+    for (const [callId, types] of started) {
+      assert.deepEqual(types.sort(), ["call.answered", "call.ended", "call.started"], callId);
+    }
+    assert.equal(backends.ports.allocated.size, 0, "no port stays allocated");
+    // deno-lint-ignore no-console
+    console.log(
+      `broker restart: ${successful} calls answered, ${failed} failed, ${events.size} distinct events`,
+    );
+  },
+);

@@ -6,6 +6,7 @@ import { startReferenceServers } from "../orchestration/reference_servers.ts";
 import { CallEndedEvent, CallStartedEvent } from "../proto/gen/sentiric/event/v1/event.ts";
 import { ActionType } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import {
+  e2eTest,
   EventConsumer,
   freeTcpPort,
   missingPeers,
@@ -21,12 +22,7 @@ import {
 
 const skip = await missingPeers();
 
-Deno.test({
-  name: "e2e - SIPp calls: setup, events, failure table, TerminateCall",
-  ignore: skip !== undefined,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async (t) => {
+e2eTest("e2e - SIPp calls: setup, events, failure table, TerminateCall", skip, async (t) => {
   await using backends = await startReferenceServers();
   await using consumer = await EventConsumer.start();
   await using service = await startService({
@@ -208,12 +204,7 @@ Deno.test({
   });
 });
 
-Deno.test({
-  name: "e2e - dialplan unreachable -> 503 with Retry-After, nothing published",
-  ignore: skip !== undefined,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
+e2eTest("e2e - dialplan unreachable -> 503 with Retry-After, nothing published", skip, async () => {
   await using backends = await startReferenceServers();
   await using consumer = await EventConsumer.start();
   await using service = await startService({

@@ -3,7 +3,15 @@
 // allocated) and a normal call goes through.
 import assert from "node:assert/strict";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
-import { backendsEnv, missingPeers, scenarioPath, serviceMetric, sipp, startService } from "./e2e/harness.ts";
+import {
+  backendsEnv,
+  e2eTest,
+  missingPeers,
+  scenarioPath,
+  serviceMetric,
+  sipp,
+  startService,
+} from "./e2e/harness.ts";
 
 const skip = await missingPeers();
 
@@ -11,12 +19,7 @@ function metric(port: number, name: string): Promise<number> {
   return serviceMetric(port, `sip_signaling_${name}`);
 }
 
-Deno.test({
-  name: "e2e - a call flood is shed and leaves nothing behind",
-  ignore: skip !== undefined,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
+e2eTest("e2e - a call flood is shed and leaves nothing behind", skip, async () => {
   await using backends = await startReferenceServers();
   await using service = await startService({
     ...backendsEnv(backends),

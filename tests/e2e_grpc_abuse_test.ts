@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
 import {
   backendsEnv,
+  e2eTest,
   EventConsumer,
   missingPeers,
   probeOptions,
@@ -30,105 +31,103 @@ async function run(cmd: string, args: string[]): Promise<{ code: number; out: st
   return { code: result.code, out: text.decode(result.stdout) + text.decode(result.stderr) };
 }
 
-Deno.test({
-  name: `e2e grpc abuse - ${ROUNDS} rounds each from Node and Deno clients: the service never exits`,
-  ignore: skip !== undefined,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
-  await using backends = await startReferenceServers();
-  await using consumer = await EventConsumer.start();
-  await using service = await startService(backendsEnv(backends));
-  const port = String(service.grpcPort);
-  // Pass 1 mixes every kind of abuse; pass 2 is the one seen to crash a node:http2
-  // server on Deno: sessions closed gracefully with 16 unary calls in flight.
-  for (let pass = 0; pass < 2; pass++) {
-    const [node, deno] = await Promise.all([
-      new Deno.Command("node", {
-        args: [
-          "tests/abuse/grpc_abuse_node.mjs",
-          "127.0.0.1",
-          port,
-          pass === 0 ? ROUNDS : String(3 * Number(ROUNDS)),
-        ],
-        cwd: ROOT,
-        env: pass === 0 ? {} : { ABUSE_ONLY: "0" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output().then((r) => ({
-        code: r.code,
-        out: new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr),
-      })),
-      run("deno", ["run", "-A", "tests/abuse/grpc_abuse_deno.ts", "127.0.0.1", port, ROUNDS]),
-    ]);
-    // deno-lint-ignore no-console
-    console.log(node.out.trim(), deno.out.trim());
-    assert.equal(node.code, 0, node.out);
-    assert.equal(deno.code, 0, deno.out);
-    const exited = await Promise.race([
-      service.exited,
-      new Promise((r) => setTimeout(() => r(undefined), 200)),
-    ]);
-    assert.equal(
-      exited,
-      undefined,
-      `the service is still running after pass ${pass + 1}: ${service.stderrTail()}`,
-    );
-  }
-  const restarts = await serviceMetric(service.httpPort, "sip_signaling_grpc_server_restarts_total");
-  // deno-lint-ignore no-console
-  console.log(`the TerminateCall process died and was restarted ${restarts} times; the service never`);
-  assert.equal(await probeOptions(service.sipPort), 200, "SIP still answers");
-  // The agent still ends a real call: the caller gets our BYE.
-  const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
-  const answered = await waitFor(() => consumer.events.find((e) => e.routingKey === "call.answered"));
-  assert.ok(answered, "a call is up");
-  const answer = await waitFor(async () => {
-    try {
-      return await terminateCall(service.grpcPort, String(answered.body.callId), "completed_by_agent");
-    } catch {
-      return undefined; // the TerminateCall process may be restarting
+e2eTest(
+  `e2e grpc abuse - ${ROUNDS} rounds each from Node and Deno clients: the service never exits`,
+  skip,
+  async () => {
+    await using backends = await startReferenceServers();
+    await using consumer = await EventConsumer.start();
+    await using service = await startService(backendsEnv(backends));
+    const port = String(service.grpcPort);
+    // Pass 1 mixes every kind of abuse; pass 2 is the one seen to crash a node:http2
+    // server on Deno: sessions closed gracefully with 16 unary calls in flight.
+    for (let pass = 0; pass < 2; pass++) {
+      const [node, deno] = await Promise.all([
+        new Deno.Command("node", {
+          args: [
+            "tests/abuse/grpc_abuse_node.mjs",
+            "127.0.0.1",
+            port,
+            pass === 0 ? ROUNDS : String(3 * Number(ROUNDS)),
+          ],
+          cwd: ROOT,
+          env: pass === 0 ? {} : { ABUSE_ONLY: "0" },
+          stdout: "piped",
+          stderr: "piped",
+        }).output().then((r) => ({
+          code: r.code,
+          out: new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr),
+        })),
+        run("deno", ["run", "-A", "tests/abuse/grpc_abuse_deno.ts", "127.0.0.1", port, ROUNDS]),
+      ]);
+      // deno-lint-ignore no-console
+      console.log(node.out.trim(), deno.out.trim());
+      assert.equal(node.code, 0, node.out);
+      assert.equal(deno.code, 0, deno.out);
+      const exited = await Promise.race([
+        service.exited,
+        new Promise((r) => setTimeout(() => r(undefined), 200)),
+      ]);
+      assert.equal(
+        exited,
+        undefined,
+        `the service is still running after pass ${pass + 1}: ${service.stderrTail()}`,
+      );
     }
-  }, 10_000);
-  assert.equal(answer?.success, true, "TerminateCall ends the call");
-  assert.equal((await caller).code, 0, "the caller got our BYE");
-  assert.equal(await service.stop(), 0);
-});
+    const restarts = await serviceMetric(service.httpPort, "sip_signaling_grpc_server_restarts_total");
+    // deno-lint-ignore no-console
+    console.log(`the TerminateCall process died and was restarted ${restarts} times; the service never`);
+    assert.equal(await probeOptions(service.sipPort), 200, "SIP still answers");
+    // The agent still ends a real call: the caller gets our BYE.
+    const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
+    const answered = await waitFor(() => consumer.events.find((e) => e.routingKey === "call.answered"));
+    assert.ok(answered, "a call is up");
+    const answer = await waitFor(async () => {
+      try {
+        return await terminateCall(service.grpcPort, String(answered.body.callId), "completed_by_agent");
+      } catch {
+        return undefined; // the TerminateCall process may be restarting
+      }
+    }, 10_000);
+    assert.equal(answer?.success, true, "TerminateCall ends the call");
+    assert.equal((await caller).code, 0, "the caller got our BYE");
+    assert.equal(await service.stop(), 0);
+  },
+);
 
-Deno.test({
-  name: "e2e grpc abuse - the TerminateCall process killed by a signal is started again; calls are untouched",
-  ignore: skip !== undefined,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
-  await using backends = await startReferenceServers();
-  await using consumer = await EventConsumer.start();
-  await using service = await startService(backendsEnv(backends));
-  const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
-  const answered = await waitFor(() => consumer.events.find((e) => e.routingKey === "call.answered"));
-  assert.ok(answered, "a call is up");
-  const pidOf = () =>
-    service.logs.findLast((r) => String(r.message ?? "").startsWith("TerminateCall served by process"))
-      ?.properties as { pid?: number } | undefined;
-  const first = pidOf()?.pid;
-  assert.ok(first !== undefined, "the process is announced with its pid");
-  for (const signal of ["-ABRT", "-KILL"]) {
-    const before = pidOf()?.pid;
-    await new Deno.Command("kill", { args: [signal, String(before)] }).output();
-    const next = await waitFor(() => {
-      const pid = pidOf()?.pid;
-      return pid !== undefined && pid !== before ? pid : undefined;
-    }, 5000);
-    assert.ok(next !== undefined, `a new TerminateCall process after ${signal}`);
-  }
-  assert.equal(await serviceMetric(service.httpPort, "sip_signaling_grpc_server_restarts_total"), 2);
-  assert.equal(await probeOptions(service.sipPort), 200, "SIP untouched");
-  const answer = await terminateCall(service.grpcPort, String(answered.body.callId), "completed_by_agent");
-  assert.equal(
-    answer.success,
-    true,
-    "TerminateCall works on the new process, for the call that was up all along",
-  );
-  assert.equal((await caller).code, 0, "the caller got our BYE");
-  assert.equal(await service.stop(), 0);
-});
+e2eTest(
+  "e2e grpc abuse - the TerminateCall process killed by a signal is started again; calls are untouched",
+  skip,
+  async () => {
+    await using backends = await startReferenceServers();
+    await using consumer = await EventConsumer.start();
+    await using service = await startService(backendsEnv(backends));
+    const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
+    const answered = await waitFor(() => consumer.events.find((e) => e.routingKey === "call.answered"));
+    assert.ok(answered, "a call is up");
+    const pidOf = () =>
+      service.logs.findLast((r) => String(r.message ?? "").startsWith("TerminateCall served by process"))
+        ?.properties as { pid?: number } | undefined;
+    const first = pidOf()?.pid;
+    assert.ok(first !== undefined, "the process is announced with its pid");
+    for (const signal of ["-ABRT", "-KILL"]) {
+      const before = pidOf()?.pid;
+      await new Deno.Command("kill", { args: [signal, String(before)] }).output();
+      const next = await waitFor(() => {
+        const pid = pidOf()?.pid;
+        return pid !== undefined && pid !== before ? pid : undefined;
+      }, 5000);
+      assert.ok(next !== undefined, `a new TerminateCall process after ${signal}`);
+    }
+    assert.equal(await serviceMetric(service.httpPort, "sip_signaling_grpc_server_restarts_total"), 2);
+    assert.equal(await probeOptions(service.sipPort), 200, "SIP untouched");
+    const answer = await terminateCall(service.grpcPort, String(answered.body.callId), "completed_by_agent");
+    assert.equal(
+      answer.success,
+      true,
+      "TerminateCall works on the new process, for the call that was up all along",
+    );
+    assert.equal((await caller).code, 0, "the caller got our BYE");
+    assert.equal(await service.stop(), 0);
+  },
+);

@@ -4,11 +4,20 @@ import {
   parseFrame,
   parseMessage,
   type SipAddress,
+  SipEndpoint,
   type SipFrame,
   type SipMessage,
   type SipResponse,
   type SipTransport,
+  UasCore,
 } from "../sip/mod.ts";
+import { DialogManager } from "../sip/dialog.ts";
+import {
+  type CallBackends,
+  CallOrchestrator,
+  type OrchestratorOptions,
+} from "../orchestration/call_setup.ts";
+import type { EventPublisher } from "../orchestration/events.ts";
 
 /** A transport that records what is sent and can be told to fail. */
 export class MemoryTransport implements SipTransport {
@@ -91,3 +100,63 @@ export function requestBytes(spec: RequestSpec = {}): Uint8Array {
 }
 
 export const CALLER: SipAddress = { hostname: "192.0.2.10", port: 5070 };
+
+export interface CallPath {
+  readonly wire: MemoryTransport;
+  readonly endpoint: SipEndpoint;
+  readonly dialogs: DialogManager;
+  readonly orchestrator: CallOrchestrator;
+  /** The final response to `method`, of the call `callId` if given. */
+  finalFor(method: string, callId?: string): SipResponse | undefined;
+  /** Delivers a request from the caller. */
+  feed(spec: RequestSpec): void;
+}
+
+/**
+ * The call path below the sockets, as the service wires it: an in-memory transport,
+ * the endpoint, dialogs, the orchestrator over `backends`, and the UAS core.
+ */
+export function wireCallPath(
+  backends: CallBackends,
+  events: EventPublisher,
+  options: Omit<OrchestratorOptions, "publicIp" | "defaultCountryCode">,
+): CallPath {
+  const allow = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"];
+  const wire = new MemoryTransport();
+  const endpoint = new SipEndpoint(wire, { timers: { t1: 500, t2: 4000, t4: 5000 } });
+  const dialogs = new DialogManager(endpoint, {
+    contactHost: "203.0.113.5",
+    contactPort: 5060,
+    sessionExpires: 1800,
+    minSE: 90,
+    allow,
+    serverName: "test",
+  });
+  const orchestrator = new CallOrchestrator(backends, events, dialogs, {
+    publicIp: "203.0.113.5",
+    defaultCountryCode: "90",
+    ...options,
+  });
+  dialogs.setController(orchestrator);
+  endpoint.transactions.setUser(
+    new UasCore(endpoint.transactions, dialogs, {
+      allow,
+      supported: ["timer"],
+      accept: [],
+      serverName: "test",
+    }),
+  );
+  const finalFor = (method: string, callId?: string) =>
+    wire.sent.map((s) => s.message).find((m): m is SipResponse =>
+      m.kind === "response" && m.status >= 200 && m.cseq.method === method &&
+      (callId === undefined || m.callId === callId)
+    );
+  return {
+    wire,
+    endpoint,
+    dialogs,
+    orchestrator,
+    finalFor,
+    feed: (spec: RequestSpec) => endpoint.receive(requestBytes(spec), CALLER),
+  };
+}

@@ -5,17 +5,15 @@
 // no backend is asked.
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { headerValue, SipEndpoint, type SipResponse, tagOf, UasCore } from "../sip/mod.ts";
-import { DialogManager } from "../sip/dialog.ts";
-import { type CallBackends, CallOrchestrator } from "../orchestration/call_setup.ts";
+import { headerValue, tagOf } from "../sip/mod.ts";
+import type { CallBackends } from "../orchestration/call_setup.ts";
 import { ConsoleEventSink } from "../orchestration/events.ts";
 import { UpstreamError } from "../orchestration/grpc.ts";
 import { PortPool } from "../orchestration/reference_servers.ts";
 import { ActionType, type ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import { waitFor } from "./e2e/harness.ts";
-import { CALLER, MemoryTransport, requestBytes, type RequestSpec } from "./helpers.ts";
+import { type RequestSpec, wireCallPath } from "./helpers.ts";
 
-const ALLOW = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"];
 const SDP =
   "v=0\r\no=c 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
 
@@ -71,36 +69,16 @@ class PacedBackends implements CallBackends {
 function setup(options: { setupTimeoutMs: number; maxCalls?: number }) {
   const backends = new PacedBackends();
   const events = new ConsoleEventSink();
-  const wire = new MemoryTransport();
-  const endpoint = new SipEndpoint(wire, { timers: { t1: 500, t2: 4000, t4: 5000 } });
-  const dialogs = new DialogManager(endpoint, {
-    contactHost: "203.0.113.5",
-    contactPort: 5060,
-    sessionExpires: 1800,
-    minSE: 90,
-    allow: ALLOW,
-    serverName: "test",
-  });
-  const orchestrator = new CallOrchestrator(backends, events, dialogs, {
-    publicIp: "203.0.113.5",
-    defaultCountryCode: "90",
-    setupTimeoutMs: options.setupTimeoutMs,
-    ...(options.maxCalls === undefined ? {} : { maxCalls: options.maxCalls }),
-  });
-  dialogs.setController(orchestrator);
-  endpoint.transactions.setUser(
-    new UasCore(endpoint.transactions, dialogs, {
-      allow: ALLOW,
-      supported: ["timer"],
-      accept: [],
-      serverName: "t",
-    }),
+  const { endpoint, dialogs, orchestrator, feed: feedSpec, finalFor: finalOf } = wireCallPath(
+    backends,
+    events,
+    {
+      setupTimeoutMs: options.setupTimeoutMs,
+      ...(options.maxCalls === undefined ? {} : { maxCalls: options.maxCalls }),
+    },
   );
-  const feed = (spec: RequestSpec) => endpoint.receive(requestBytes({ body: SDP, ...spec }), CALLER);
-  const finalFor = (callId: string, method = "INVITE") =>
-    wire.sent.map((s) => s.message).find((m): m is SipResponse =>
-      m.kind === "response" && m.status >= 200 && m.cseq.method === method && m.callId === callId
-    );
+  const feed = (spec: RequestSpec) => feedSpec({ body: SDP, ...spec });
+  const finalFor = (callId: string, method = "INVITE") => finalOf(method, callId);
   return {
     backends,
     events,

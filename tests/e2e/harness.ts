@@ -46,6 +46,18 @@ export async function missingPeers(): Promise<string | undefined> {
   return message;
 }
 
+/**
+ * An end-to-end test: ignored with the reason `missingPeers()` gave (a failure under
+ * CI), and without op/resource sanitizers (subprocesses and sockets outlive steps).
+ */
+export function e2eTest(
+  name: string,
+  skip: string | undefined,
+  fn: (t: Deno.TestContext) => Promise<void>,
+): void {
+  Deno.test({ name, ignore: skip !== undefined, sanitizeOps: false, sanitizeResources: false }, fn);
+}
+
 export function freeTcpPort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
