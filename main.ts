@@ -11,11 +11,11 @@ import { getLogger } from "@logtape/logtape";
 import {
   configEnv,
   ConfigError,
-  helpText,
+  effectiveConfig,
   parseConfig,
-  parseFlags,
   RETIRED_ENV_NAMES,
 } from "./orchestration/config.ts";
+import { helpText, parseFlags } from "./orchestration/command_line.ts";
 import { configureLogging, resetLogging } from "./orchestration/logging.ts";
 import type { MutualTls } from "./orchestration/grpc.ts";
 import { ListenError, startSignalingService } from "./orchestration/service.ts";
@@ -51,6 +51,7 @@ async function main(): Promise<number> {
   }
   await configureLogging(config.development || config.embedded, config.logLevel);
   const log = getLogger(["main"]);
+  log.info("Configuration: {config}", { config: effectiveConfig(config), version: VERSION });
   for (const name of config.retired) {
     log.warn("{variable} is no longer read: {why}", { variable: name, why: RETIRED_ENV_NAMES[name] });
   }
