@@ -9,11 +9,22 @@ import * as grpc from "@grpc/grpc-js";
 import { getLogger, type Logger } from "@logtape/logtape";
 import type { CallController, Dialog, DialogManager, IncomingCall } from "../sip/dialog.ts";
 import { parseUri } from "../sip/grammar.ts";
-import type { SipHeader, SipRequest } from "../sip/message.ts";
+import type { SipRequest } from "../sip/message.ts";
 import { ActionType, type ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import { callAnswered, callEnded, callStarted, type EventPublisher } from "./events.ts";
 import { UpstreamError } from "./grpc.ts";
-import { answerOffer, createOffer, SdpNegotiationError } from "./sdp.ts";
+import { answerOffer, createOffer } from "./sdp.ts";
+import { failureResponse, OverloadError, PlanRejectedError, SetupTimeoutError } from "./failures.ts";
+
+export {
+  failureResponse,
+  OverloadError,
+  PlanRejectedError,
+  RETRY_AFTER_SECONDS,
+  SetupTimeoutError,
+} from "./failures.ts";
+import { callTraceContext, inSpan, startClientSpan, traceIdOf } from "./trace.ts";
+import { maskPhoneNumbers } from "./logging.ts";
 
 const log = getLogger(["orchestration", "call"]);
 
@@ -31,55 +42,6 @@ export interface CallBackends {
   /** Runs with room of its own: call setup stops waiting at its budget and releases a late port. */
   allocatePort(callId: string, traceId: string): Promise<number>;
   releasePort(rtpPort: number, traceId: string): Promise<boolean>;
-}
-
-/** The plan says no: UNSPECIFIED action, maintenance, or an anonymous caller the route blocks. */
-export class PlanRejectedError extends Error {
-  override readonly name = "PlanRejectedError";
-  readonly kind: "unspecified" | "maintenance" | "anonymous";
-  constructor(kind: "unspecified" | "maintenance" | "anonymous") {
-    super(`dialplan rejects the call: ${kind}`);
-    this.kind = kind;
-  }
-}
-
-/** Seconds a caller should wait before retrying after a 503. */
-export const RETRY_AFTER_SECONDS = 30;
-
-/** gRPC statuses that say "try again later": the caller gets 503 with Retry-After. */
-const TRANSIENT: ReadonlySet<grpc.status> = new Set([
-  grpc.status.UNAVAILABLE,
-  grpc.status.DEADLINE_EXCEEDED,
-  grpc.status.CANCELLED,
-  grpc.status.RESOURCE_EXHAUSTED,
-  grpc.status.ABORTED,
-]);
-
-/** The one table from setup failure to the SIP answer the caller gets. */
-export function failureResponse(error: unknown): { status: number; headers: SipHeader[] } {
-  const retryAfter = (s: number) => [{ name: "Retry-After", value: String(s) }];
-  if (error instanceof UpstreamError) {
-    if (error.service === "dialplan" && error.code === grpc.status.NOT_FOUND) {
-      return { status: 404, headers: [] };
-    }
-    if (TRANSIENT.has(error.code)) return { status: 503, headers: retryAfter(RETRY_AFTER_SECONDS) };
-    if (error.service === "media") return { status: 503, headers: [] };
-    return { status: 500, headers: [] };
-  }
-  if (error instanceof SdpNegotiationError) return { status: 488, headers: [] };
-  if (error instanceof OverloadError) return { status: 503, headers: retryAfter(5) };
-  if (error instanceof SetupTimeoutError) return { status: 503, headers: retryAfter(RETRY_AFTER_SECONDS) };
-  if (error instanceof PlanRejectedError) {
-    switch (error.kind) {
-      case "unspecified":
-        return { status: 480, headers: [] };
-      case "maintenance":
-        return { status: 503, headers: retryAfter(300) };
-      case "anonymous":
-        return { status: 433, headers: [] }; // Anonymity Disallowed, RFC 5079.
-    }
-  }
-  return { status: 500, headers: [] };
 }
 
 /**
@@ -136,22 +98,14 @@ export interface OrchestratorOptions {
    * itself may run on, so that a port allocated late is known and released.
    */
   readonly setupTimeoutMs?: number;
+  /** False while the instance is not ready (readiness.ts): new calls get 503 at once. */
+  readonly ready?: () => boolean;
   /**
    * Events allowed to wait for the bus; beyond it new calls get 503 with Retry-After
    * (the agent could not hear of them). Calls already up go on, and their events are
    * kept. Default 10000.
    */
   readonly maxEventsPending?: number;
-}
-
-/** Too many calls in setup at once: shed load before asking any backend. */
-export class OverloadError extends Error {
-  override readonly name = "OverloadError";
-}
-
-/** The setup budget ran out before the backends answered. */
-export class SetupTimeoutError extends Error {
-  override readonly name = "SetupTimeoutError";
 }
 
 /** Answer this much before the budget ends, so the caller has its answer within it. */
@@ -171,6 +125,8 @@ export class CallOrchestrator implements CallController {
   readonly #events: EventPublisher;
   readonly #dialogs: DialogManager;
   readonly #options: OrchestratorOptions;
+  /** Calls ended, by the reason published in `call.ended`. */
+  readonly endedByReason = new Map<string, number>();
   readonly counters: OrchestratorCounters = {
     callsOffered: 0,
     callsAnswered: 0,
@@ -215,8 +171,8 @@ export class CallOrchestrator implements CallController {
 
   onIncomingCall(call: IncomingCall): void {
     this.counters.callsOffered++;
-    if (!this.#accepting) {
-      const { status, headers } = failureResponse(new OverloadError("shutting down"));
+    if (!this.#accepting || this.#options.ready?.() === false) {
+      const { status, headers } = failureResponse(new OverloadError("not taking calls"));
       call.reject(status, headers);
       return;
     }
@@ -250,9 +206,13 @@ export class CallOrchestrator implements CallController {
       return;
     }
     this.#inSetup++;
+    const traceId = traceIdOf(call.request);
+    this.#traceIds.set(call, traceId);
     this.#track(
-      this.#setUp(call)
-        .catch((error) => log.error("Unexpected error in call setup: {error}", { error }))
+      this.#setUp(call, traceId)
+        .catch((error) =>
+          log.error("Unexpected error in call setup: {error}", { traceId, callId: call.callId, error })
+        )
         .finally(() => this.#inSetup--),
     );
   }
@@ -283,8 +243,10 @@ export class CallOrchestrator implements CallController {
     return this.#inFlight.size === 0;
   }
 
-  async #setUp(call: IncomingCall): Promise<void> {
-    const traceId = crypto.randomUUID();
+  /** The trace id of each call in setup (for the CANCEL's log line). */
+  readonly #traceIds = new WeakMap<IncomingCall, string>();
+
+  async #setUp(call: IncomingCall, traceId: string): Promise<void> {
     const clog = log.with({ traceId, callId: call.callId });
     // One budget from the INVITE to the final answer; past it, 503 whatever is pending.
     const deadline = Date.now() + (this.#options.setupTimeoutMs ?? 2000) - BUDGET_MARGIN_MS;
@@ -298,7 +260,12 @@ export class CallOrchestrator implements CallController {
       call.reject(status, headers);
     }, Math.max(0, deadline - Date.now()));
     try {
-      await this.#setUpWithin(call, traceId, deadline, clog);
+      await inSpan(
+        "sip.call.setup",
+        { "sip.call_id": call.callId, "sip.trace_id": traceId },
+        () => this.#setUpWithin(call, traceId, deadline, clog),
+        callTraceContext(traceId, call.request),
+      );
     } finally {
       clearTimeout(guard);
     }
@@ -355,8 +322,8 @@ export class CallOrchestrator implements CallController {
       dialog.data = record;
       this.counters.callsAnswered++;
       clog.info("Call from {caller} to {called} answered: action {action}, RTP port {rtpPort}", {
-        caller,
-        called,
+        caller: maskPhoneNumbers(caller),
+        called: maskPhoneNumbers(called),
         action: plan.action.action,
         rtpPort,
       });
@@ -369,7 +336,7 @@ export class CallOrchestrator implements CallController {
       this.counters.callsRejected++;
       clog.warn("Call rejected with {status}: {reason}", {
         status,
-        reason: error instanceof Error ? error.message : String(error),
+        reason: maskPhoneNumbers(error instanceof Error ? error.message : String(error)),
       });
       call.reject(status, headers);
     }
@@ -377,6 +344,11 @@ export class CallOrchestrator implements CallController {
 
   #publishStarted(dialog: Dialog, record: CallRecord): void {
     record.started = true;
+    // The span covers the hand-off to the outbox; the broker's confirm comes later.
+    const span = startClientSpan("publish call.started", {
+      "messaging.system": "rabbitmq",
+      "sip.trace_id": record.traceId,
+    });
     this.#events.publish(callStarted({
       traceId: record.traceId,
       callId: dialog.callId,
@@ -385,6 +357,7 @@ export class CallOrchestrator implements CallController {
       dialplan: record.dialplan,
       media: { callerRtpAddr: record.callerRtpAddr, serverRtpPort: record.rtpPort },
     }));
+    span.end();
   }
 
   onAnswered(dialog: Dialog, ackBody: Uint8Array): void {
@@ -406,6 +379,7 @@ export class CallOrchestrator implements CallController {
     const record = dialog.data as CallRecord | undefined;
     if (record === undefined) return;
     this.counters.callsEnded++;
+    this.endedByReason.set(reason, (this.endedByReason.get(reason) ?? 0) + 1);
     log.info("Call ended: {reason}", { traceId: record.traceId, callId: dialog.callId, reason });
     if (record.started) {
       this.#events.publish(callEnded({
@@ -431,7 +405,10 @@ export class CallOrchestrator implements CallController {
   }
 
   onCancelled(call: IncomingCall): void {
-    log.info("Call cancelled by the caller during setup", { callId: call.callId });
+    log.info("Call cancelled by the caller during setup", {
+      traceId: this.#traceIds.get(call),
+      callId: call.callId,
+    });
   }
 
   /** TerminateCall: BYE to the caller, port released, `call.ended` with `reason`. */

@@ -361,6 +361,7 @@ export class DialogManager implements UasHandler {
     const { t1, t2 } = this.#endpoint.transactions.timers;
     let interval = t1;
     const fire = () => {
+      this.#endpoint.transactions.countRetransmission();
       this.#endpoint.send(bytes, destination).catch(() => {});
       interval = Math.min(2 * interval, t2);
       dialog.timers.set("2xx", clock.setTimer(interval, fire));

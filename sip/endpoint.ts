@@ -30,6 +30,8 @@ export interface EndpointOptions {
    * unparsed. Unset: every source.
    */
   readonly allowedSources?: SourceAllowlist;
+  /** Each new INVITE answered with a final status, `ms` after it arrived (metrics). */
+  readonly onInviteAnswered?: (status: number, ms: number) => void;
 }
 
 /** Why a datagram was dropped: the `reason` label of `sip_signaling_datagrams_dropped_total`. */
@@ -131,7 +133,13 @@ export class SipEndpoint implements AsyncDisposable {
       send: (bytes, destination) => this.send(bytes, destination),
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.timers === undefined ? {} : { timers: options.timers }),
+      ...(options.onInviteAnswered === undefined ? {} : { onInviteAnswered: options.onInviteAnswered }),
     });
+  }
+
+  /** True while the transport is open and read. */
+  get listening(): boolean {
+    return this.#loop !== undefined && !this.#closed;
   }
 
   /** Starts the receive loop, delivering to `user`. */

@@ -3,6 +3,7 @@
  * the context it sends through. RFC 3261 section 17.
  */
 import type { CancelTimer, Clock, TimerValues } from "./clock.ts";
+import type { SipRequest } from "./message.ts";
 import type { SipAddress } from "./transport.ts";
 
 export interface TransactionContext {
@@ -11,6 +12,10 @@ export interface TransactionContext {
   /** Reliable transports get no retransmission timers (section 17.1.1.2, 17.2.1). */
   readonly reliable: boolean;
   readonly send: (bytes: Uint8Array, destination: SipAddress) => Promise<void>;
+  /** An INVITE server transaction sent its final response, `ms` after the INVITE arrived. */
+  /** Counts shared by every transaction of the layer. */
+  readonly stats: { retransmissionsSent: number };
+  readonly onInviteAnswered?: ((request: SipRequest, status: number, ms: number) => void) | undefined;
 }
 
 /** Why a transaction ended: normally, on a timeout (H, F) or on a transport error. */
@@ -64,6 +69,12 @@ export abstract class Transaction {
   }
 
   /** Sends bytes; a failure becomes a transport-error input (section 17.1.4, 17.2.4). */
+  /** Sends again what was sent before (a timer fired, or the peer retransmitted); counted. */
+  protected retransmit(bytes: Uint8Array, destination: SipAddress): void {
+    this.ctx.stats.retransmissionsSent++;
+    this.transmit(bytes, destination);
+  }
+
   protected transmit(bytes: Uint8Array, destination: SipAddress): void {
     this.ctx.send(bytes, destination).catch(() => this.transportError());
   }

@@ -86,7 +86,7 @@ export class ClientNonInviteTransaction extends Transaction {
     if (this.state === "trying") this.#intervalE = Math.min(2 * this.#intervalE, this.ctx.timers.t2);
     else if (this.state === "proceeding") this.#intervalE = this.ctx.timers.t2;
     else return;
-    this.transmit(this.#bytes, this.destination);
+    this.retransmit(this.#bytes, this.destination);
     this.arm("E", this.#intervalE, () => this.#timerE());
   }
 }

@@ -34,6 +34,11 @@ export interface TransactionLayerOptions {
   readonly clock?: Clock;
   readonly timers?: TimerValues;
   readonly reliable?: boolean;
+  /**
+   * Each new INVITE (no To-tag) answered with a final status, `ms` after it arrived:
+   * for `sip_signaling_invites_total` and `sip_signaling_setup_duration_seconds`.
+   */
+  readonly onInviteAnswered?: (status: number, ms: number) => void;
 }
 
 /** Default port of the sent-by when the Via names none (section 18.2.2). */
@@ -103,7 +108,21 @@ export class TransactionLayer {
       clock: options.clock ?? realClock,
       timers: options.timers ?? DEFAULT_TIMERS,
       reliable: options.reliable ?? false,
+      stats: { retransmissionsSent: 0 },
+      onInviteAnswered: options.onInviteAnswered === undefined ? undefined : (request, status, ms) => {
+        if (tagOf(request.to) === undefined) options.onInviteAnswered?.(status, ms);
+      },
     };
+  }
+
+  /** Requests and responses sent again: by transactions (timers E, G; absorbed retransmissions) and dialogs (2xx until ACK). */
+  get retransmissionsSent(): number {
+    return this.#ctx.stats.retransmissionsSent;
+  }
+
+  /** A dialog sent its 2xx again (section 13.3.1.4). */
+  countRetransmission(): void {
+    this.#ctx.stats.retransmissionsSent++;
   }
 
   get timers(): TimerValues {

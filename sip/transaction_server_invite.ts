@@ -24,12 +24,14 @@ export class ServerInviteTransaction extends Transaction {
   #lastResponse: SipResponse | undefined;
   #lastBytes: Uint8Array | undefined;
   #intervalG: number;
+  readonly #receivedAt: number;
 
   constructor(key: string, request: SipRequest, destination: SipAddress, ctx: TransactionContext) {
     super(key, ctx);
     this.request = request;
     this.destination = destination;
     this.#intervalG = ctx.timers.t1;
+    this.#receivedAt = ctx.clock.now();
   }
 
   get state(): ServerInviteState {
@@ -47,6 +49,7 @@ export class ServerInviteTransaction extends Transaction {
       case "proceeding":
         this.#send(response);
         if (status < 200) return;
+        this.ctx.onInviteAnswered?.(this.request, status, this.ctx.clock.now() - this.#receivedAt);
         if (status < 300) {
           this.#state = "accepted";
           this.arm("L", 64 * this.ctx.timers.t1, () => this.terminate());
@@ -109,6 +112,6 @@ export class ServerInviteTransaction extends Transaction {
   }
 
   #resend(): void {
-    if (this.#lastBytes !== undefined) this.transmit(this.#lastBytes, this.destination);
+    if (this.#lastBytes !== undefined) this.retransmit(this.#lastBytes, this.destination);
   }
 }

@@ -49,7 +49,7 @@ export class ServerNonInviteTransaction extends Transaction {
   /** A retransmission of the request: absorbed in trying, answered again after. */
   receiveRetransmission(): void {
     if ((this.state === "proceeding" || this.state === "completed") && this.#lastBytes !== undefined) {
-      this.transmit(this.#lastBytes, this.destination);
+      this.retransmit(this.#lastBytes, this.destination);
     }
   }
 
