@@ -79,6 +79,12 @@ export interface EventPublisher extends AsyncDisposable {
   publish(event: PlatformEvent): void;
   /** Events not yet confirmed. */
   readonly pending: number;
+  /** Events confirmed by the bus (printed, for the stdout sink), by type. */
+  readonly confirmedByType: ReadonlyMap<string, number>;
+  /** True while events can be delivered now (the broker connection is up). */
+  readonly connected: boolean;
+  /** Why the last connection attempt failed, while it is down (e.g. the broker refused our login). */
+  readonly lastError: string | undefined;
   /** Resolves when the outbox is empty or `timeoutMs` passed; true if empty. */
   drain(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
@@ -87,12 +93,16 @@ export interface EventPublisher extends AsyncDisposable {
 /** Development sink: prints each event as one JSON line on stdout. */
 export class ConsoleEventSink implements EventPublisher {
   readonly published: PlatformEvent[] = [];
+  readonly confirmedByType = new Map<string, number>();
+  readonly connected = true;
+  readonly lastError = undefined;
   /** Printing never waits: nothing is ever pending. */
   get pending(): number {
     return 0;
   }
   publish(event: PlatformEvent): void {
     this.published.push(event);
+    this.confirmedByType.set(event.type, (this.confirmedByType.get(event.type) ?? 0) + 1);
     log.info("event {type} {body}", { type: event.type, traceId: event.traceId, body: event.body });
   }
   drain(): Promise<boolean> {
@@ -134,6 +144,8 @@ export class AmqpEventPublisher implements EventPublisher {
   #closed = false;
   #drainWaiters: (() => void)[] = [];
   published = 0;
+  readonly confirmedByType = new Map<string, number>();
+  #lastError: string | undefined;
 
   constructor(options: AmqpPublisherOptions) {
     this.#url = options.url;
@@ -149,6 +161,10 @@ export class AmqpEventPublisher implements EventPublisher {
 
   get connected(): boolean {
     return this.#channel !== undefined;
+  }
+
+  get lastError(): string | undefined {
+    return this.connected ? undefined : this.#lastError;
   }
 
   /** Connects once (for start-up checks); later failures reconnect on their own. */
@@ -173,14 +189,27 @@ export class AmqpEventPublisher implements EventPublisher {
         this.#connection = connection;
         this.#channel = channel;
         this.#delay = this.#baseDelay;
+        this.#lastError = undefined;
         log.info("Connected to RabbitMQ at {url}", { url: this.#safeUrl });
         this.#flush();
       } catch (error) {
-        log.warn("Cannot reach RabbitMQ at {url}: {error}; {pending} event(s) kept, retrying", {
-          url: this.#safeUrl,
-          error: error instanceof Error ? error.message : String(error),
-          pending: this.#outbox.size,
-        });
+        const message = error instanceof Error ? error.message : String(error);
+        if (/ACCESS.REFUSED|403/.test(message)) {
+          // Not a passing outage: a wrong password or vhost. Say so loudly, every time.
+          this.#lastError = "access_refused";
+          log.error("RabbitMQ at {url} refused our credentials: {error}; check RABBITMQ_URL", {
+            url: this.#safeUrl,
+            error: message,
+            pending: this.#outbox.size,
+          });
+        } else {
+          this.#lastError = "unreachable";
+          log.warn("Cannot reach RabbitMQ at {url}: {error}; {pending} event(s) kept, retrying", {
+            url: this.#safeUrl,
+            error: message,
+            pending: this.#outbox.size,
+          });
+        }
         this.#scheduleReconnect();
         throw error;
       } finally {
@@ -196,6 +225,7 @@ export class AmqpEventPublisher implements EventPublisher {
     this.#channel = undefined;
     for (const entry of this.#outbox.values()) entry.inFlight = false;
     if (this.#closed) return;
+    this.#lastError = "connection_lost";
     log.warn("Lost RabbitMQ connection; {pending} event(s) kept, reconnecting", {
       pending: this.#outbox.size,
     });
@@ -245,7 +275,10 @@ export class AmqpEventPublisher implements EventPublisher {
             entry.inFlight = false;
             return;
           }
-          if (this.#outbox.delete(entry.messageId)) this.published++;
+          if (this.#outbox.delete(entry.messageId)) {
+            this.published++;
+            this.confirmedByType.set(entry.event.type, (this.confirmedByType.get(entry.event.type) ?? 0) + 1);
+          }
           if (this.#outbox.size === 0) this.#wakeDrainers();
         },
       );

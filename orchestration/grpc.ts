@@ -11,6 +11,8 @@ import {
   type ResolveDialplanResponse,
 } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import { MediaServiceClient } from "../proto/gen/sentiric/media/v1/media.ts";
+import { context, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
+import { startClientSpan, traceparentFor } from "./trace.ts";
 import { type FindUserByContactResponse, UserServiceClient } from "../proto/gen/sentiric/user/v1/user.ts";
 
 /** A failed call to another service. */
@@ -64,11 +66,12 @@ function channelOptions(tls: MutualTls | undefined, serverName: string): grpc.Ch
     : { ...backoff, "grpc.ssl_target_name_override": serverName, "grpc.default_authority": serverName };
 }
 
-function metadata(traceId: string): grpc.Metadata {
+function metadata(traceId: string, span: Span): grpc.Metadata {
   // waitForReady: while the channel reconnects (a backend restart), a call waits for
   // it within its deadline rather than failing with UNAVAILABLE at once.
   const md = new grpc.Metadata({ waitForReady: true });
   md.set("x-trace-id", traceId);
+  md.set("traceparent", traceparentFor(traceId, span));
   return md;
 }
 
@@ -79,20 +82,43 @@ type Unary<Req, Res> = (
   callback: (error: grpc.ServiceError | null, response: Res) => void,
 ) => grpc.ClientUnaryCall;
 
+/** Each finished call: for `sip_signaling_grpc_client_duration_seconds{service,method,code}`. */
+export type GrpcCallObserver = (service: string, method: string, code: string, seconds: number) => void;
+
 /** `deadline`: epoch milliseconds. */
 function call<Req, Res>(
   service: "dialplan" | "media" | "user",
+  name: string,
   method: Unary<Req, Res>,
   request: Req,
   traceId: string,
   deadline: number,
+  observe: GrpcCallObserver | undefined,
 ): Promise<Res> {
+  const started = performance.now();
+  const span = startClientSpan(`${service}/${name}`, {
+    "rpc.system": "grpc",
+    "rpc.method": name,
+    "sip.trace_id": traceId,
+  });
   return new Promise((resolve, reject) => {
-    method(request, metadata(traceId), { deadline }, (error, response) => {
-      if (error !== null) {
-        reject(new UpstreamError(service, error.code, error.details || error.message, error));
-      } else resolve(response);
-    });
+    // The client span is active while the call starts, so the runtime's own HTTP/2
+    // span (OTEL_DENO) nests under it.
+    context.with(
+      trace.setSpan(context.active(), span),
+      () =>
+        method(request, metadata(traceId, span), { deadline }, (error, response) => {
+          const code = error === null ? grpc.status.OK : error.code;
+          const codeName = grpc.status[code] ?? String(code);
+          observe?.(service, name, codeName, (performance.now() - started) / 1000);
+          span.setAttribute("rpc.grpc.status_code", code);
+          if (error !== null) span.setStatus({ code: SpanStatusCode.ERROR, message: codeName });
+          span.end();
+          if (error !== null) {
+            reject(new UpstreamError(service, error.code, error.details || error.message, error));
+          } else resolve(response);
+        }),
+    );
   });
 }
 
@@ -114,7 +140,11 @@ export interface UpstreamOptions {
    */
   readonly mediaDeadlineMs?: number;
   readonly tls?: MutualTls | undefined;
+  readonly observe?: GrpcCallObserver | undefined;
 }
+
+/** A backend channel's state as grpc-js names it: IDLE, CONNECTING, READY, TRANSIENT_FAILURE, SHUTDOWN. */
+export type ChannelState = keyof typeof grpc.connectivityState;
 
 /** The three clients, each on its own long-lived channel. */
 export class Upstreams {
@@ -123,8 +153,10 @@ export class Upstreams {
   readonly #user: UserServiceClient | undefined;
   readonly deadlineMs: number;
   readonly mediaDeadlineMs: number;
+  readonly #observe: GrpcCallObserver | undefined;
 
   constructor(options: UpstreamOptions) {
+    this.#observe = options.observe;
     const creds = clientCredentials(options.tls);
     this.deadlineMs = options.deadlineMs;
     this.mediaDeadlineMs = options.mediaDeadlineMs ?? Math.max(3000, 2 * options.deadlineMs);
@@ -148,16 +180,26 @@ export class Upstreams {
     traceId: string,
     deadline: number = Date.now() + this.deadlineMs,
   ): Promise<ResolveDialplanResponse> {
-    return call("dialplan", this.#dialplan.resolveDialplan.bind(this.#dialplan), request, traceId, deadline);
+    return call(
+      "dialplan",
+      "ResolveDialplan",
+      this.#dialplan.resolveDialplan.bind(this.#dialplan),
+      request,
+      traceId,
+      deadline,
+      this.#observe,
+    );
   }
 
   async allocatePort(callId: string, traceId: string): Promise<number> {
     const r = await call(
       "media",
+      "AllocatePort",
       this.#media.allocatePort.bind(this.#media),
       { callId },
       traceId,
       Date.now() + this.mediaDeadlineMs,
+      this.#observe,
     );
     if (!(r.rtpPort > 0 && r.rtpPort < 65536)) {
       throw new UpstreamError("media", grpc.status.INTERNAL, `invalid rtp_port ${r.rtpPort}`);
@@ -168,10 +210,12 @@ export class Upstreams {
   async releasePort(rtpPort: number, traceId: string): Promise<boolean> {
     const r = await call(
       "media",
+      "ReleasePort",
       this.#media.releasePort.bind(this.#media),
       { rtpPort },
       traceId,
       Date.now() + this.mediaDeadlineMs,
+      this.#observe,
     );
     return r.success;
   }
@@ -182,11 +226,20 @@ export class Upstreams {
     }
     return call(
       "user",
+      "FindUserByContact",
       this.#user.findUserByContact.bind(this.#user),
       { contactType: "phone", contactValue },
       traceId,
       Date.now() + this.deadlineMs,
+      this.#observe,
     );
+  }
+
+  /** Each backend channel's state now; `connect` asks an idle channel to connect (a readiness probe). */
+  channelStates(connect = false): { dialplan: ChannelState; media: ChannelState } {
+    const state = (client: grpc.Client) =>
+      grpc.connectivityState[client.getChannel().getConnectivityState(connect)] as ChannelState;
+    return { dialplan: state(this.#dialplan), media: state(this.#media) };
   }
 
   close(): void {

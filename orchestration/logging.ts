@@ -19,6 +19,22 @@ export function redactSecrets(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:@/\s"]*):[^@/\s"]*@/gi, "$1:***@");
 }
 
+/**
+ * Phone numbers out of log lines above debug: every run of 7 or more digits keeps its
+ * last 4 (`905551112233` -> `********2233`), enough to tell calls apart, not to dial.
+ */
+export function maskPhoneNumbers(text: string): string {
+  return text.replace(/\d{7,}/g, (digits) => "*".repeat(digits.length - 4) + digits.slice(-4));
+}
+
+/** A text line's call ids (`traceId`, `callId`), which the message itself does not show. */
+function callIds(properties: Record<string, unknown>): string {
+  const ids = ["traceId", "callId"].filter((k) => properties[k] !== undefined).map((k) =>
+    `${k}=${String(properties[k])}`
+  );
+  return ids.length === 0 ? "" : ` (${ids.join(" ")})`;
+}
+
 /** Where finished lines go; stdout unless a test says otherwise. */
 export interface LineWriter {
   writeSync(bytes: Uint8Array): number;
@@ -84,7 +100,11 @@ export async function configureLogging(
 ): Promise<void> {
   const format = development
     ? ((text) => (record: LogRecord) => escapeControls(redactSecrets(text(record))))(
-      getTextFormatter({ timestamp: "time" }),
+      getTextFormatter({
+        timestamp: "time",
+        format: ({ timestamp, level, category, message, record }) =>
+          `${timestamp} [${level}] ${category}: ${message}${callIds(record.properties)}`,
+      }),
     )
     : (record: LogRecord) => redactSecrets(jsonLinesFormatter(record));
   await configure({

@@ -110,7 +110,7 @@ export interface ReferenceServers extends AsyncDisposable {
    * Trace ids seen in `x-trace-id` metadata, by method: the most recent
    * `TRACE_IDS_KEPT`, so a long-running embedded instance does not grow without bound.
    */
-  readonly traceIds: { method: string; traceId: string }[];
+  readonly traceIds: { method: string; traceId: string; traceparent: string }[];
   /** When set, AllocatePort fails with this status (tests of the failure table). */
   mediaFailure: grpc.status | undefined;
   /** When set, AllocatePort allocates at once but answers this many ms later (a slow media service). */
@@ -137,10 +137,14 @@ export async function startReferenceServers(
   host = "127.0.0.1",
   ports = new PortPool(),
 ): Promise<ReferenceServers> {
-  const traceIds: { method: string; traceId: string }[] = [];
+  const traceIds: { method: string; traceId: string; traceparent: string }[] = [];
   const seen = (method: string, md: grpc.Metadata) => {
     if (traceIds.length >= TRACE_IDS_KEPT) traceIds.splice(0, traceIds.length - TRACE_IDS_KEPT + 1);
-    traceIds.push({ method, traceId: String(md.get("x-trace-id")[0] ?? "") });
+    traceIds.push({
+      method,
+      traceId: String(md.get("x-trace-id")[0] ?? ""),
+      traceparent: String(md.get("traceparent")[0] ?? ""),
+    });
   };
 
   const userServer = new grpc.Server();

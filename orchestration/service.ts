@@ -8,12 +8,14 @@ import { getLogger } from "@logtape/logtape";
 import { SipEndpoint, UasCore, UdpTransport } from "../sip/mod.ts";
 import { DialogManager } from "../sip/dialog.ts";
 import { redactUrl, type ServiceConfig } from "./config.ts";
-import { type MutualTls, serverCredentials, Upstreams } from "./grpc.ts";
+import { type MutualTls, Upstreams } from "./grpc.ts";
 import { AmqpEventPublisher, ConsoleEventSink, type EventPublisher } from "./events.ts";
 import { type CallBackends, CallOrchestrator } from "./call_setup.ts";
 import { startReferenceServersInWorker } from "./reference_worker.ts";
 import { SignalingServerProcess } from "./signaling_relay.ts";
 import { startHttpServer } from "./http.ts";
+import { ServiceMetrics } from "./metrics.ts";
+import { Readiness } from "./readiness.ts";
 
 const log = getLogger(["main"]);
 
@@ -88,13 +90,18 @@ export async function startSignalingService(
     ? await startReferenceServersInWorker()
     : undefined;
   const tls = reference === undefined ? options.tls : undefined;
+  const metrics = new ServiceMetrics();
   const backends = options.backends ?? new Upstreams({
     dialplanUrl: config.grpc.dialplanUrl ?? reference?.dialplanUrl ?? "",
     mediaUrl: config.grpc.mediaUrl ?? reference?.mediaUrl ?? "",
     userUrl: config.grpc.userUrl ?? reference?.userUrl,
     deadlineMs: config.setupTimeoutMs,
     tls,
+    observe: (service, method, code, seconds) => metrics.grpcCall(service, method, code, seconds),
   });
+  const channels = backends instanceof Upstreams
+    ? (probe: boolean) => backends.channelStates(probe)
+    : undefined;
 
   let events: EventPublisher;
   if (config.rabbitmqUrl !== undefined) {
@@ -113,6 +120,7 @@ export async function startSignalingService(
   const endpoint = new SipEndpoint(transport, {
     timers: config.sip,
     allowedSources: config.sip.allowedSources,
+    onInviteAnswered: (status, ms) => metrics.inviteAnswered(status, ms),
   });
   const dialogs = new DialogManager(endpoint, {
     contactHost: config.sip.publicIp,
@@ -123,13 +131,21 @@ export async function startSignalingService(
     serverName: config.sip.serverHeader,
     maxCallDurationMs: config.maxCallDurationS * 1000,
   });
-  const orchestrator = new CallOrchestrator(backends, events, dialogs, {
+  const orchestrator: CallOrchestrator = new CallOrchestrator(backends, events, dialogs, {
     publicIp: config.sip.publicIp,
     defaultCountryCode: config.defaultCountryCode,
     maxCallsInSetup: config.maxCallsInSetup,
     maxCalls: config.maxCalls,
     maxEventsPending: config.maxEventsPending,
     setupTimeoutMs: config.setupTimeoutMs,
+    ready: (): boolean => readiness.ready,
+  });
+  const readiness: Readiness = new Readiness({
+    sipBound: () => endpoint.listening,
+    channels,
+    events,
+    accepting: (): boolean => orchestrator.accepting,
+    channelGraceMs: config.setupTimeoutMs,
   });
   dialogs.setController(orchestrator);
   endpoint.start(
@@ -138,7 +154,7 @@ export async function startSignalingService(
       supported: ["timer"],
       accept: ["application/sdp"],
       serverName: config.sip.serverHeader,
-      accepting: () => orchestrator.accepting,
+      accepting: () => readiness.ready,
     }),
   );
   const grpcAddress = hostPort(config.grpc.listenAddress, config.grpc.port);
@@ -150,15 +166,18 @@ export async function startSignalingService(
   const http = listening(
     "SIP_SIGNALING_SERVICE_HTTP_PORT",
     hostPort(config.httpListenAddress, config.httpPort),
-    () =>
-      startHttpServer(config.httpListenAddress, config.httpPort, {
-        endpoint,
-        dialogs,
-        orchestrator,
-        events,
-        signaling,
-      }),
+    () => startHttpServer(config.httpListenAddress, config.httpPort, { metrics, readiness }),
   );
+  metrics.observe({
+    endpoint,
+    dialogs,
+    orchestrator,
+    events,
+    signaling,
+    ...(channels === undefined ? {} : { channels: () => channels(false) }),
+    ready: () => readiness.ready,
+  });
+  readiness.start();
   log.info("SIP accepted only from {allowedSources}; setup budget {setupTimeoutMs} ms", {
     allowedSources: config.sip.allowedSources.toString(),
     setupTimeoutMs: config.setupTimeoutMs,
@@ -182,6 +201,7 @@ export async function startSignalingService(
     httpPort: http.port,
     async drain(interrupt) {
       orchestrator.stopAccepting();
+      readiness.evaluate(); // not ready at once: OPTIONS 503 from the next probe on
       let interrupted = false;
       void interrupt.then(() => interrupted = true);
       const until = Date.now() + config.drainTimeoutS * 1000;
@@ -205,6 +225,7 @@ export async function startSignalingService(
       orchestrator.stopAccepting();
       dialogs.closeAll("terminated_by_request");
       await new Promise((r) => setTimeout(r, 200)); // Let BYEs leave.
+      readiness.stop();
       await http.close();
       await signaling.close();
       await endpoint.close();

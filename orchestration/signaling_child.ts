@@ -6,7 +6,8 @@
  * (the agent may still end calls during a drain); the child ends when stdin closes.
  */
 import { Buffer } from "node:buffer";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
+import { serverCredentials } from "./grpc.ts";
 import { startSignalingServer } from "./signaling_server.ts";
 
 /** Lines the child writes. */
@@ -49,16 +50,14 @@ export async function runSignalingChild(): Promise<void> {
 
   for await (const message of jsonLines<ParentMessage>(Deno.stdin.readable)) {
     if (message.t === "config") {
-      const credentials = message.tls === undefined
-        ? grpc.ServerCredentials.createInsecure()
-        : grpc.ServerCredentials.createSsl(
-          Buffer.from(message.tls.ca, "base64"),
-          [{
-            private_key: Buffer.from(message.tls.key, "base64"),
-            cert_chain: Buffer.from(message.tls.cert, "base64"),
-          }],
-          true,
-        );
+      const tls = message.tls;
+      const credentials = serverCredentials(
+        tls === undefined ? undefined : {
+          cert: Buffer.from(tls.cert, "base64"),
+          key: Buffer.from(tls.key, "base64"),
+          ca: Buffer.from(tls.ca, "base64"),
+        },
+      );
       try {
         const started = await startSignalingServer(
           {

@@ -86,14 +86,13 @@ export class SignalingServerProcess {
         ? {}
         : { tls: { cert: base64(tls.cert), key: base64(tls.key), ca: base64(tls.ca) } }),
     };
-    let relay: SignalingServerProcess | undefined;
-    const started = await SignalingServerProcess.#spawn(
-      config,
-      (message, stdin) => {
-        if (relay !== undefined) relay.#answer(message, stdin);
-      },
-    );
-    relay = new SignalingServerProcess(terminator, config, started);
+    // No call can be relayed before `ready`, and the constructor follows it at once.
+    const self: { relay?: SignalingServerProcess } = {};
+    const started = await SignalingServerProcess.#spawn(config, (message, stdin) => {
+      if (self.relay !== undefined) self.relay.#answer(message, stdin);
+    });
+    const relay = new SignalingServerProcess(terminator, config, started);
+    self.relay = relay;
     log.info("TerminateCall served by process {pid} on port {port}", {
       pid: started.child.pid,
       port: started.port,

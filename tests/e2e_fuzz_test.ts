@@ -136,13 +136,17 @@ e2eTest(
     // Memory: what the fuzz allocated is garbage once nothing is held, but an idle V8
     // collects it only when its memory reducer runs (seen here: about 30 s after the load).
     // Wait for that: the heap must come back to its baseline and RSS near it.
-    const back = await waitFor(async () => {
-      const heap = await serviceMetric(service.httpPort, "nodejs_heap_size_used_bytes");
-      const rss = await rssKiB(service.httpPort);
-      return heap < heapBefore * 1.5 + 8 * 2 ** 20 && rss < baseline * 1.5 + 40 * 1024
-        ? { heap, rss }
-        : undefined;
-    }, 90_000);
+    const back = await waitFor(
+      async () => {
+        const heap = await serviceMetric(service.httpPort, "nodejs_heap_size_used_bytes");
+        const rss = await rssKiB(service.httpPort);
+        return heap < heapBefore * 1.5 + 8 * 2 ** 20 && rss < baseline * 1.5 + 40 * 1024
+          ? { heap, rss }
+          : undefined;
+      },
+      90_000,
+      1000,
+    );
     const after = await rssKiB(service.httpPort);
     const heapAfter = await serviceMetric(service.httpPort, "nodejs_heap_size_used_bytes");
     const metricsText = await (await fetch(`http://127.0.0.1:${service.httpPort}/metrics`)).text();

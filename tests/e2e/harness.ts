@@ -383,17 +383,18 @@ export async function probeOptions(
   }
 }
 
-/** Polls `check` (which may be async) until it returns a value or `ms` passes. */
+/** Polls `check` (which may be async) every `everyMs` until it returns a value or `ms` passes. */
 export async function waitFor<T>(
   check: () => T | undefined | false | Promise<T | undefined | false>,
   ms = 5000,
+  everyMs = 20,
 ): Promise<T | undefined> {
   const until = Date.now() + ms;
   for (;;) {
     const v = await check();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > until) return undefined;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
