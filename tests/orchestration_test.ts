@@ -75,7 +75,7 @@ const PROD = {
 };
 
 Deno.test("config - a flag for every setting wins over the environment; unknown flags are refused", async () => {
-  const { FLAG_ENV_NAMES, flagName, helpText, parseFlags } = await import("../orchestration/config.ts");
+  const { FLAG_ENV_NAMES, flagName, helpText, parseFlags } = await import("../orchestration/command_line.ts");
   const cli = parseFlags(["--setup-timeout-ms=1500", "--allowed-sources", "10.0.0.0/8", "--embedded"]);
   assert.deepEqual(cli.env, {
     SIP_SIGNALING_SERVICE_SETUP_TIMEOUT_MS: "1500",
@@ -258,5 +258,6 @@ Deno.test("config - every variable the service reads is allowed by the service p
     "the service runs no program but itself (the TerminateCall process)",
   );
   assert.equal(config.permissions.service.write, undefined, "the service writes no file");
-  assert.match(config.tasks.compile, /-P=service/);
+  assert.match(config.tasks.compile, /deploy\/compile\.ts/);
+  assert.match(await Deno.readTextFile(new URL("../deploy/compile.ts", import.meta.url)), /"-P=service"/);
 });
