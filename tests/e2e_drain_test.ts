@@ -117,3 +117,29 @@ e2eTest(
     assert.equal(backends.ports.allocated.size, 0, "every port back with the media service");
   },
 );
+
+e2eTest(
+  "e2e drain - SIGINT during a drain ends it at once: our BYE, terminated_by_request, exit 0",
+  skip,
+  async () => {
+    await using backends = await startReferenceServers();
+    await using consumer = await EventConsumer.start();
+    await using service = await startService(backendsEnv(backends));
+    const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
+    const answered = await waitFor(() => consumer.events.find((e) => e.routingKey === "call.answered"));
+    assert.ok(answered, "the call is up");
+    service.signal("SIGTERM");
+    await sleep(500);
+    assert.equal(await probeOptions(service.sipPort), 503, "draining");
+    const interruptedAt = performance.now();
+    service.signal("SIGINT");
+    assert.equal(await service.exited, 0);
+    assert.ok(performance.now() - interruptedAt < 5000, "at once, not after the drain timeout");
+    assert.equal((await caller).code, 0, "the caller got our BYE");
+    const ended = await waitFor(() =>
+      consumer.forCall(String(answered.body.callId)).find((e) => e.routingKey === "call.ended")
+    );
+    assert.equal(ended?.body.reason, "terminated_by_request");
+    assert.equal(backends.ports.allocated.size, 0);
+  },
+);
