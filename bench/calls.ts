@@ -1,8 +1,9 @@
 // Full calls driven by SIPp (tests/sipp/uac_call.xml), in the same run:
 // - a minimal Deno UDP responder (the baseline);
 // - the service with its dialplan and media backends in memory (everything but gRPC);
-// - the service as `deno task dev` runs it: reference backends in-process over real
-//   gRPC, the real RabbitMQ broker with publisher confirms.
+// - the service as production runs it: the reference backends in a process of their
+//   own (bench/backends.ts) over real gRPC, the real RabbitMQ broker with publisher
+//   confirms. The backends' and the broker's CPU per call is printed beside ours.
 // Prints, for each, every rate step, the highest clean rate (see `isClean`), process
 // CPU per call, and the INVITE-to-200 latency median and p99 at 200 calls per second,
 // with ratios to the baseline.
@@ -144,10 +145,17 @@ function quantile(values: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
 }
 
+/** Processes beside the measured one whose CPU per call is printed too (the backends, the broker). */
+interface Neighbour {
+  readonly name: string;
+  readonly pid: number;
+}
+
 async function ladder(
   name: string,
   port: number,
   pid: number,
+  neighbours: readonly Neighbour[] = [],
 ): Promise<LadderResult> {
   const lines: string[] = [];
   let clean = 0;
@@ -162,8 +170,15 @@ async function ladder(
   await new Promise((res) => setTimeout(res, 1000));
   for (const rate of RATES) {
     const cpuBefore = await processCpuMs(pid);
+    const neighboursBefore = await Promise.all(neighbours.map((n) => processCpuMs(n.pid)));
     const r = await runStep(port, rate);
-    r.cpuMsPerCall = (await processCpuMs(pid) - cpuBefore) / (rate * SECONDS_PER_STEP);
+    const calls = rate * SECONDS_PER_STEP;
+    r.cpuMsPerCall = (await processCpuMs(pid) - cpuBefore) / calls;
+    const neighboursCpu = await Promise.all(
+      neighbours.map(async (n, i) =>
+        `${n.name} ${((await processCpuMs(n.pid) - (neighboursBefore[i] as number)) / calls).toFixed(2)}`
+      ),
+    );
     if (rate === 200) at200 = r;
     if (rate === 500) at500 = r;
     const ok = isClean(r);
@@ -171,6 +186,7 @@ async function ladder(
       `  ${name.padEnd(18)} ${String(rate).padStart(5)} calls/s: ${r.successful} ok, ${r.failed} failed, ` +
         `${r.unexpected} unexpected, ${r.retransmissions} resent, achieved ${r.achievedRate.toFixed(0)}/s, ` +
         `CPU ${r.cpuMsPerCall.toFixed(2)} ms/call` +
+        (neighboursCpu.length === 0 ? "" : ` (beside it: ${neighboursCpu.join(", ")})`) +
         (r.latenciesMs.length === 0
           ? ""
           : `; INVITE->200 median ${quantile(r.latenciesMs, 0.5).toFixed(3)} ms p99 ${
@@ -187,6 +203,12 @@ async function ladder(
 }
 
 async function spawn(args: string[], env: Record<string, string>, readyText: string) {
+  const started = await spawnReading(args, env, readyText);
+  return { pid: started.pid, stop: started.stop };
+}
+
+/** Spawns `deno args` and waits for `readyText` on stdout; `line` is the line that held it. */
+async function spawnReading(args: string[], env: Record<string, string>, readyText: string) {
   const child = new Deno.Command("deno", {
     args,
     cwd: ROOT,
@@ -208,14 +230,27 @@ async function spawn(args: string[], env: Record<string, string>, readyText: str
   const drain = (async () => {
     for (;;) if ((await reader.read()).done) break;
   })();
+  const line = seen.split("\n").find((l) => l.includes(readyText)) ?? "";
   return {
     pid: child.pid,
+    line,
     async stop() {
       child.kill("SIGTERM");
       await child.status;
       await drain;
     },
   };
+}
+
+/** RabbitMQ's Erlang VM on this host, whose CPU per call is printed beside ours. */
+async function brokerPid(): Promise<number | undefined> {
+  try {
+    const out = await new Deno.Command("pgrep", { args: ["-o", "beam.smp"], stdout: "piped" }).output();
+    const pid = Number(decoder.decode(out.stdout).trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Which ladders to run: all by default. */
@@ -287,14 +322,24 @@ export async function* callBench(
 
   let full = NOT_RUN;
   if (parts.includes("full")) {
-    const fullEnv = serviceEnv();
-    const service = await spawn(
-      ["run", "-P=service", "main.ts", "--embedded"],
-      fullEnv,
-      "SIP signaling ready",
-    );
-    full = await ladder("sip-signaling", Number(fullEnv.SIP_SIGNALING_SERVICE_SIP_PORT), service.pid);
+    // The backends in a process of their own, as in production.
+    const backends = await spawnReading(["run", "-P=bench", "bench/backends.ts"], {}, "ready ");
+    const urls = JSON.parse(backends.line.slice(backends.line.indexOf("{"))) as Record<string, string>;
+    const fullEnv = {
+      ...serviceEnv(),
+      SIP_SIGNALING_SERVICE_PUBLIC_IP: "127.0.0.1",
+      DIALPLAN_SERVICE_TARGET_GRPC_URL: urls.dialplanUrl as string,
+      MEDIA_SERVICE_TARGET_GRPC_URL: urls.mediaUrl as string,
+      USER_SERVICE_TARGET_GRPC_URL: urls.userUrl as string,
+    };
+    const service = await spawn(["run", "-P=service", "main.ts"], fullEnv, "SIP signaling ready");
+    const broker = await brokerPid();
+    full = await ladder("sip-signaling", Number(fullEnv.SIP_SIGNALING_SERVICE_SIP_PORT), service.pid, [
+      { name: "backends", pid: backends.pid },
+      ...(broker === undefined ? [] : [{ name: "broker", pid: broker }]),
+    ]);
     await service.stop();
+    await backends.stop();
     yield* full.lines;
   }
 
@@ -308,7 +353,7 @@ export async function* callBench(
   yield rates((r) => r.strict, "  and with no request resent either");
   const cpu = (r: StepResult | undefined) => r?.cpuMsPerCall ?? NaN;
   yield `process CPU per call at 500 calls/s: sip-signaling ${cpu(full.at500).toFixed(2)} ms ` +
-    `(reference backends included), with in-memory backends ${cpu(noGrpc.at500).toFixed(2)} ms, ` +
+    `(backends in their own process), with in-memory backends ${cpu(noGrpc.at500).toFixed(2)} ms, ` +
     `minimal responder ${cpu(base.at500).toFixed(2)} ms; ratios ${
       (cpu(full.at500) / cpu(base.at500)).toFixed(1)
     } and ${(cpu(noGrpc.at500) / cpu(base.at500)).toFixed(1)}`;
