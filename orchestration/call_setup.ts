@@ -379,7 +379,9 @@ export class CallOrchestrator implements CallController {
     const record = dialog.data as CallRecord | undefined;
     if (record === undefined) return;
     this.counters.callsEnded++;
-    this.endedByReason.set(reason, (this.endedByReason.get(reason) ?? 0) + 1);
+    // The agent's free-text reasons must not grow this without bound.
+    const key = this.endedByReason.has(reason) || this.endedByReason.size < 64 ? reason : "other";
+    this.endedByReason.set(key, (this.endedByReason.get(key) ?? 0) + 1);
     log.info("Call ended: {reason}", { traceId: record.traceId, callId: dialog.callId, reason });
     if (record.started) {
       this.#events.publish(callEnded({

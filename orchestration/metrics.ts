@@ -32,6 +32,15 @@ export interface Observed {
 
 const PREFIX = "sip_signaling_";
 
+/** At most this many distinct `reason` label values; the rest count as "other". */
+const MAX_REASONS = 32;
+
+/** A `call.ended` reason as a label value: a short snake_case word, else "other". */
+export function reasonLabel(reason: string, seen: ReadonlyMap<string, number>): string {
+  if (!/^[a-z][a-z0-9_]{0,39}$/.test(reason)) return "other";
+  return seen.has(reason) || seen.size < MAX_REASONS ? reason : "other";
+}
+
 /** Setup takes milliseconds normally and up to the budget (2 s default) when a backend is slow. */
 const SETUP_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5];
 const GRPC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5];
@@ -169,7 +178,15 @@ export class ServiceMetrics {
       "calls_ended_total",
       "Calls that ended, by reason",
       ["reason"],
-      (x) => [...x.orchestrator.endedByReason].map(([reason, n]) => [{ reason }, n]),
+      (x) => {
+        // TerminateCall's reason is the agent's free text: bound the label's values.
+        const byLabel = new Map<string, number>();
+        for (const [reason, n] of x.orchestrator.endedByReason) {
+          const label = reasonLabel(reason, byLabel);
+          byLabel.set(label, (byLabel.get(label) ?? 0) + n);
+        }
+        return [...byLabel].map(([reason, n]) => [{ reason }, n]);
+      },
     );
     counter(
       "events_published_total",

@@ -86,3 +86,13 @@ Deno.test("readiness - channels and the broker count as down only past their gra
   state.accepting = false;
   assert.deepEqual(r.evaluate().checks.draining, { ok: false, state: "yes" });
 });
+
+Deno.test("metrics - call.ended reasons from TerminateCall are bounded as label values", async () => {
+  const { reasonLabel } = await import("../orchestration/metrics.ts");
+  const seen = new Map<string, number>();
+  assert.equal(reasonLabel("completed_by_agent", seen), "completed_by_agent");
+  assert.equal(reasonLabel("Customer said: bye \u0007", seen), "other", "free text is not a label");
+  for (let i = 0; i < 40; i++) seen.set(`reason_${i}`, 1);
+  assert.equal(reasonLabel("reason_3", seen), "reason_3", "a value already seen stays");
+  assert.equal(reasonLabel("a_new_one", seen), "other", "no new values past the bound");
+});
