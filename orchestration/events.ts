@@ -16,6 +16,7 @@ import {
 } from "../proto/gen/sentiric/event/v1/event.ts";
 import type { ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import { redactUrl } from "./config.ts";
+import { maskPhoneNumbers } from "./logging.ts";
 
 export const EVENTS_EXCHANGE = "sentiric_events";
 
@@ -90,6 +91,19 @@ export interface EventPublisher extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** Fields whose values may hold a phone number: URIs, numbers, contact values. */
+const NUMBER_FIELDS = /uri|number|contactvalue|phone/i;
+
+/** A copy of an event body for a log line: phone numbers in number-bearing fields masked. */
+export function maskNumbersIn(value: unknown, key = ""): unknown {
+  if (typeof value === "string") return NUMBER_FIELDS.test(key) ? maskPhoneNumbers(value) : value;
+  if (Array.isArray(value)) return value.map((v) => maskNumbersIn(v, key));
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskNumbersIn(v, k)]));
+  }
+  return value;
+}
+
 /** Development sink: prints each event as one JSON line on stdout. */
 export class ConsoleEventSink implements EventPublisher {
   readonly published: PlatformEvent[] = [];
@@ -103,7 +117,12 @@ export class ConsoleEventSink implements EventPublisher {
   publish(event: PlatformEvent): void {
     this.published.push(event);
     this.confirmedByType.set(event.type, (this.confirmedByType.get(event.type) ?? 0) + 1);
-    log.info("event {type} {body}", { type: event.type, traceId: event.traceId, body: event.body });
+    // The event keeps the numbers (the contract); its log line does not.
+    log.info("event {type} {body}", {
+      type: event.type,
+      traceId: event.traceId,
+      body: maskNumbersIn(event.body),
+    });
   }
   drain(): Promise<boolean> {
     return Promise.resolve(true);

@@ -102,6 +102,14 @@ export async function configureLogging(
     ? ((text) => (record: LogRecord) => escapeControls(redactSecrets(text(record))))(
       getTextFormatter({
         timestamp: "time",
+        // One record, one line: values (events, the configuration) rendered compactly.
+        value: (v) =>
+          typeof v === "string" ? JSON.stringify(v) : Deno.inspect(v, {
+            colors: false,
+            compact: true,
+            breakLength: Infinity,
+            depth: 6,
+          }),
         format: ({ timestamp, level, category, message, record }) =>
           `${timestamp} [${level}] ${category}: ${message}${callIds(record.properties)}`,
       }),

@@ -96,3 +96,26 @@ Deno.test("metrics - call.ended reasons from TerminateCall are bounded as label 
   assert.equal(reasonLabel("reason_3", seen), "reason_3", "a value already seen stays");
   assert.equal(reasonLabel("a_new_one", seen), "other", "no new values past the bound");
 });
+
+Deno.test("logging - the stdout event sink's lines mask numbers in number fields, not trace ids", async () => {
+  const { maskNumbersIn } = await import("../orchestration/events.ts");
+  const body = {
+    traceId: "a1234567890bcdef1234567890abcdef",
+    fromUri: "sip:905321234567@192.0.2.1",
+    toUri: "sip:905551112233@127.0.0.1",
+    dialplanResolution: {
+      matchedContact: { contactValue: "905321234567" },
+      inboundRoute: { phoneNumber: "905551112233" },
+    },
+    mediaInfo: { serverRtpPort: 10042 },
+  };
+  assert.deepEqual(maskNumbersIn(body), {
+    ...body,
+    fromUri: "sip:********4567@192.0.2.1",
+    toUri: "sip:********2233@127.0.0.1",
+    dialplanResolution: {
+      matchedContact: { contactValue: "********4567" },
+      inboundRoute: { phoneNumber: "********2233" },
+    },
+  });
+});
