@@ -118,7 +118,8 @@ export class Dialog {
   readonly remoteTarget: string;
   /** Record-Route values in order (UAS route set, section 12.1.1). */
   readonly routeSet: readonly string[];
-  readonly invite: SipRequest;
+  /** The INVITE's CSeq number (the ACK for our 2xx carries it, section 13.2.2.4). */
+  readonly inviteCSeq: number;
   readonly source: SipAddress;
   state: DialogState = "setup";
   remoteCSeq: number;
@@ -139,7 +140,7 @@ export class Dialog {
     const contact = headerValues(invite.headers, "Contact")[0];
     this.remoteTarget = contact === undefined ? invite.from.uri : parseNameAddr(contact).uri;
     this.routeSet = headerValues(invite.headers, "Record-Route");
-    this.invite = invite;
+    this.inviteCSeq = invite.cseq.seq;
     this.source = source;
     this.remoteCSeq = invite.cseq.seq;
   }
@@ -246,10 +247,13 @@ export class DialogManager implements UasHandler {
     invite.respond(buildResponse(request, 100));
     const call = new IncomingCall(this, request, invite, source);
     this.#callIds.set(request.callId, call);
+    // Captures the Call-ID, not the request: the transaction outlives its answer by 32 s.
+    const callId = request.callId;
     invite.onTerminated((reason) => {
       // A transport error before we answered: forget the call.
-      if (reason === "transport-error" && this.#callIds.get(request.callId) === call) {
-        this.#callIds.delete(request.callId);
+      const entry = this.#callIds.get(callId);
+      if (reason === "transport-error" && entry instanceof IncomingCall && entry.transaction === invite) {
+        this.#callIds.delete(callId);
       }
     });
     this.#controller?.onIncomingCall(call);
@@ -391,7 +395,7 @@ export class DialogManager implements UasHandler {
       dialog.state = "confirmed";
       this.#armSessionTimer(dialog);
     }
-    if (!dialog.answeredNotified && ack.cseq.seq === dialog.invite.cseq.seq) {
+    if (!dialog.answeredNotified && ack.cseq.seq === dialog.inviteCSeq) {
       dialog.answeredNotified = true;
       this.#controller?.onAnswered(dialog, ack.body);
     }

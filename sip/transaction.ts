@@ -18,6 +18,24 @@ export interface TransactionContext {
   readonly onInviteAnswered?: ((request: SipRequest, status: number, ms: number) => void) | undefined;
 }
 
+const NO_BODY = new Uint8Array(0);
+
+/**
+ * What a server transaction keeps of its request once it has sent a final response:
+ * what names it (method, URI, Call-ID, CSeq, From, To, Via), not its header lines or
+ * body, so no response can be built from it any more (a TU that sends its 2xx again
+ * sends the response it built). A completed transaction waits 64*T1 (32 s) only to
+ * resend its response's bytes; the whole parsed request kept that long cost ~3 KB
+ * per call.
+ */
+export function compactRequest(request: SipRequest): SipRequest {
+  const { via, from, to, uri, callId, cseq, method } = request;
+  // A JSON round trip copies the strings: the parsed ones are slices of the whole
+  // header section, which they would otherwise keep alive.
+  const copy = JSON.parse(JSON.stringify({ via, from, to, uri, callId, cseq, method }));
+  return { ...request, ...copy, headers: [], body: NO_BODY };
+}
+
 /** Why a transaction ended: normally, on a timeout (H, F) or on a transport error. */
 export type TerminationReason = "normal" | "timeout" | "transport-error";
 

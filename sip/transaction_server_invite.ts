@@ -11,24 +11,24 @@
  */
 import type { SipRequest, SipResponse } from "./message.ts";
 import { serializeMessage } from "./serialize.ts";
-import { Transaction, type TransactionContext } from "./transaction.ts";
+import { compactRequest, Transaction, type TransactionContext } from "./transaction.ts";
 import type { SipAddress } from "./transport.ts";
 
 export type ServerInviteState = "proceeding" | "accepted" | "completed" | "confirmed" | "terminated";
 
 export class ServerInviteTransaction extends Transaction {
   readonly kind = "server-invite";
-  readonly request: SipRequest;
   readonly destination: SipAddress;
+  #request: SipRequest;
   #state: ServerInviteState = "proceeding";
-  #lastResponse: SipResponse | undefined;
+  /** The final response as sent, for retransmissions (the parsed one is not kept). */
   #lastBytes: Uint8Array | undefined;
   #intervalG: number;
   readonly #receivedAt: number;
 
   constructor(key: string, request: SipRequest, destination: SipAddress, ctx: TransactionContext) {
     super(key, ctx);
-    this.request = request;
+    this.#request = request;
     this.destination = destination;
     this.#intervalG = ctx.timers.t1;
     this.#receivedAt = ctx.clock.now();
@@ -38,8 +38,9 @@ export class ServerInviteTransaction extends Transaction {
     return this.terminated ? "terminated" : this.#state;
   }
 
-  get lastResponse(): SipResponse | undefined {
-    return this.#lastResponse;
+  /** The INVITE; once answered, only what names it (see `compactRequest`). */
+  get request(): SipRequest {
+    return this.#request;
   }
 
   /** A response from the TU. 2xx may be sent again in Accepted (TU retransmission). */
@@ -49,7 +50,8 @@ export class ServerInviteTransaction extends Transaction {
       case "proceeding":
         this.#send(response);
         if (status < 200) return;
-        this.ctx.onInviteAnswered?.(this.request, status, this.ctx.clock.now() - this.#receivedAt);
+        this.ctx.onInviteAnswered?.(this.#request, status, this.ctx.clock.now() - this.#receivedAt);
+        this.#request = compactRequest(this.#request);
         if (status < 300) {
           this.#state = "accepted";
           this.arm("L", 64 * this.ctx.timers.t1, () => this.terminate());
@@ -106,7 +108,6 @@ export class ServerInviteTransaction extends Transaction {
   }
 
   #send(response: SipResponse): void {
-    this.#lastResponse = response;
     this.#lastBytes = serializeMessage(response);
     this.transmit(this.#lastBytes, this.destination);
   }

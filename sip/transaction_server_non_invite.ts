@@ -6,22 +6,22 @@
  */
 import type { SipRequest, SipResponse } from "./message.ts";
 import { serializeMessage } from "./serialize.ts";
-import { Transaction, type TransactionContext } from "./transaction.ts";
+import { compactRequest, Transaction, type TransactionContext } from "./transaction.ts";
 import type { SipAddress } from "./transport.ts";
 
 export type ServerNonInviteState = "trying" | "proceeding" | "completed" | "terminated";
 
 export class ServerNonInviteTransaction extends Transaction {
   readonly kind = "server-non-invite";
-  readonly request: SipRequest;
   readonly destination: SipAddress;
+  #request: SipRequest;
   #state: ServerNonInviteState = "trying";
-  #lastResponse: SipResponse | undefined;
+  /** The last response as sent, for retransmissions (the parsed one is not kept). */
   #lastBytes: Uint8Array | undefined;
 
   constructor(key: string, request: SipRequest, destination: SipAddress, ctx: TransactionContext) {
     super(key, ctx);
-    this.request = request;
+    this.#request = request;
     this.destination = destination;
   }
 
@@ -29,13 +29,13 @@ export class ServerNonInviteTransaction extends Transaction {
     return this.terminated ? "terminated" : this.#state;
   }
 
-  get lastResponse(): SipResponse | undefined {
-    return this.#lastResponse;
+  /** The request; once answered, only what names it (see `compactRequest`). */
+  get request(): SipRequest {
+    return this.#request;
   }
 
   respond(response: SipResponse): void {
     if (this.state !== "trying" && this.state !== "proceeding") return;
-    this.#lastResponse = response;
     this.#lastBytes = serializeMessage(response);
     this.transmit(this.#lastBytes, this.destination);
     if (response.status < 200) {
@@ -43,6 +43,7 @@ export class ServerNonInviteTransaction extends Transaction {
       return;
     }
     this.#state = "completed";
+    this.#request = compactRequest(this.#request);
     this.arm("J", this.ctx.reliable ? 0 : 64 * this.ctx.timers.t1, () => this.terminate());
   }
 

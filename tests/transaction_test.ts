@@ -104,13 +104,16 @@ Deno.test("server INVITE - 2xx: Accepted absorbs INVITE retransmissions, passes 
   const s = setup();
   s.feed();
   const tx = invite(s);
-  tx.respond(buildResponse(tx.request, 200, { toTag: "uas" }));
+  const ok = buildResponse(tx.request, 200, { toTag: "uas" });
+  tx.respond(ok);
   assert.equal(tx.state, "accepted");
   assert.deepEqual(tx.armedTimers, ["L"]);
+  assert.deepEqual(tx.request.headers, [], "answered: only what names the INVITE is kept");
+  assert.equal(tx.request.callId, ok.callId);
   s.feed();
   assert.deepEqual(s.wire.statuses(), [200], "no automatic re-send in Accepted (RFC 6026)");
   assert.equal(s.seen.length, 1);
-  tx.respond(buildResponse(tx.request, 200, { toTag: "uas" }));
+  tx.respond(ok); // the TU sends the 2xx it built again
   assert.deepEqual(s.wire.statuses(), [200, 200], "the TU's 2xx retransmission goes out");
   s.feed({ method: "ACK", toTag: "uas" });
   assert.equal(s.acks.length, 1);
