@@ -2,7 +2,8 @@
 // JSON.parse / JSON.stringify of a payload of the same size measured in the same run.
 import { parseMessage, serializeMessage, type SipMessage } from "../sip/mod.ts";
 
-const SDP = [
+/** A caller's SDP offer (PCMU, PCMA, telephone-event), as the benches send it. */
+export const SDP = [
   "v=0",
   "o=caller 53655765 2353687637 IN IP4 192.0.2.10",
   "s=-",

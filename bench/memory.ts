@@ -15,6 +15,7 @@ import {
   UasCore,
 } from "../sip/mod.ts";
 import { type CallController, DialogManager } from "../sip/dialog.ts";
+import { SDP } from "./codec.ts";
 
 const CALLS = Number(Deno.args[0] ?? "20000");
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -40,20 +41,6 @@ class NullTransport implements SipTransport {
     return this.close();
   }
 }
-
-const SDP = [
-  "v=0",
-  "o=caller 53655765 2353687637 IN IP4 192.0.2.10",
-  "s=-",
-  "c=IN IP4 192.0.2.10",
-  "t=0 0",
-  "m=audio 6000 RTP/AVP 0 8 101",
-  "a=rtpmap:0 PCMU/8000",
-  "a=rtpmap:8 PCMA/8000",
-  "a=rtpmap:101 telephone-event/8000",
-  "a=fmtp:101 0-16",
-  "",
-].join("\r\n");
 
 function request(method: string, n: number, cseq: number, toTag = "", body = ""): Uint8Array {
   return new TextEncoder().encode([
