@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
 import {
   backendsEnv,
+  callUpUntilOurBye,
   e2eTest,
   EventConsumer,
   missingPeers,
@@ -58,10 +59,7 @@ e2eTest(
       ...backendsEnv(backends),
       SIP_SIGNALING_SERVICE_DRAIN_TIMEOUT_S: "1",
     });
-    const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
-    const answered = await waitFor(() => consumer.events.find((e) => e.routingKey === "call.answered"));
-    assert.ok(answered, "the call is up");
-    const callId = String(answered.body.callId);
+    const { callId, caller } = await callUpUntilOurBye(service.sipPort, consumer);
     assert.equal(await service.stop(), 0, "exit code 0");
     const result = await caller;
     assert.equal(result.code, 0, `the caller got our BYE: ${result.stdout}`);
@@ -125,9 +123,7 @@ e2eTest(
     await using backends = await startReferenceServers();
     await using consumer = await EventConsumer.start();
     await using service = await startService(backendsEnv(backends));
-    const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
-    const answered = await waitFor(() => consumer.events.find((e) => e.routingKey === "call.answered"));
-    assert.ok(answered, "the call is up");
+    const { callId, caller } = await callUpUntilOurBye(service.sipPort, consumer);
     service.signal("SIGTERM");
     await sleep(500);
     assert.equal(await probeOptions(service.sipPort), 503, "draining");
@@ -136,9 +132,7 @@ e2eTest(
     assert.equal(await service.exited, 0);
     assert.ok(performance.now() - interruptedAt < 5000, "at once, not after the drain timeout");
     assert.equal((await caller).code, 0, "the caller got our BYE");
-    const ended = await waitFor(() =>
-      consumer.forCall(String(answered.body.callId)).find((e) => e.routingKey === "call.ended")
-    );
+    const ended = await waitFor(() => consumer.forCall(callId).find((e) => e.routingKey === "call.ended"));
     assert.equal(ended?.body.reason, "terminated_by_request");
     assert.equal(backends.ports.allocated.size, 0);
   },

@@ -9,13 +9,12 @@ import assert from "node:assert/strict";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
 import {
   backendsEnv,
+  callUpUntilOurBye,
   e2eTest,
   EventConsumer,
   missingPeers,
   probeOptions,
-  scenarioPath,
   serviceMetric,
-  sipp,
   startService,
   terminateCall,
   waitFor,
@@ -79,12 +78,10 @@ e2eTest(
     console.log(`the TerminateCall process died and was restarted ${restarts} times; the service never`);
     assert.equal(await probeOptions(service.sipPort), 200, "SIP still answers");
     // The agent still ends a real call: the caller gets our BYE.
-    const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
-    const answered = await waitFor(() => consumer.events.find((e) => e.routingKey === "call.answered"));
-    assert.ok(answered, "a call is up");
+    const { callId, caller } = await callUpUntilOurBye(service.sipPort, consumer);
     const answer = await waitFor(async () => {
       try {
-        return await terminateCall(service.grpcPort, String(answered.body.callId), "completed_by_agent");
+        return await terminateCall(service.grpcPort, callId, "completed_by_agent");
       } catch {
         return undefined; // the TerminateCall process may be restarting
       }
@@ -102,9 +99,7 @@ e2eTest(
     await using backends = await startReferenceServers();
     await using consumer = await EventConsumer.start();
     await using service = await startService(backendsEnv(backends));
-    const caller = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
-    const answered = await waitFor(() => consumer.events.find((e) => e.routingKey === "call.answered"));
-    assert.ok(answered, "a call is up");
+    const { callId, caller } = await callUpUntilOurBye(service.sipPort, consumer);
     const pidOf = () =>
       service.logs.findLast((r) => String(r.message ?? "").startsWith("TerminateCall served by process"))
         ?.properties as { pid?: number } | undefined;
@@ -121,7 +116,7 @@ e2eTest(
     }
     assert.equal(await serviceMetric(service.httpPort, "sip_signaling_grpc_server_restarts_total"), 2);
     assert.equal(await probeOptions(service.sipPort), 200, "SIP untouched");
-    const answer = await terminateCall(service.grpcPort, String(answered.body.callId), "completed_by_agent");
+    const answer = await terminateCall(service.grpcPort, callId, "completed_by_agent");
     assert.equal(
       answer.success,
       true,

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { startReferenceServers } from "../orchestration/reference_servers.ts";
 import {
   backendsEnv,
+  callUpUntilOurBye,
   e2eTest,
   EventConsumer,
   freeUdpPort,
@@ -49,11 +50,7 @@ e2eTest(
       SIP_SIGNALING_SERVICE_MAX_CALLS: "1",
       SIP_SIGNALING_SERVICE_MAX_CALL_DURATION_S: "4",
     });
-    const first = sipp(scenarioPath("uac_wait_bye.xml"), service.sipPort, ["-s", "905551112233"]);
-    assert.ok(
-      await waitFor(() => consumer.events.find((e) => e.routingKey === "call.answered")),
-      "one call up",
-    );
+    const { caller: first } = await callUpUntilOurBye(service.sipPort, consumer);
     const asked = backends.traceIds.filter((t) => t.method === "ResolveDialplan").length;
     const second = await sipp(scenarioPath("uac_call.xml"), service.sipPort, [
       "-s",

@@ -464,3 +464,21 @@ export class CuttableProxy {
     this.#conns.clear();
   }
 }
+
+/**
+ * A SIPp caller (tests/sipp/uac_wait_bye.xml) that stays on the line until the service
+ * sends BYE; resolves once `call.answered` reached the bus. `caller` resolves when SIPp
+ * has answered our BYE (or timed out).
+ */
+export async function callUpUntilOurBye(
+  sipPort: number,
+  consumer: EventConsumer,
+): Promise<{ callId: string; caller: Promise<SippResult> }> {
+  const before = consumer.events.length;
+  const caller = sipp(scenarioPath("uac_wait_bye.xml"), sipPort, ["-s", "905551112233"]);
+  const answered = await waitFor(() =>
+    consumer.events.slice(before).find((e) => e.routingKey === "call.answered")
+  );
+  if (answered === undefined) throw new Error(`the call did not come up: ${(await caller).stdout}`);
+  return { callId: String(answered.body.callId), caller };
+}
