@@ -22,6 +22,7 @@ import { ListenError, startSignalingService } from "./orchestration/service.ts";
 import { VERSION } from "./orchestration/version.ts";
 import { SIGNALING_CHILD_FLAG } from "./orchestration/signaling_relay.ts";
 import { runSignalingChild } from "./orchestration/signaling_child.ts";
+import { runUpstreamsChild, UPSTREAMS_CHILD_FLAG } from "./orchestration/upstreams_child.ts";
 
 /** One plain line on stderr (logging is not configured yet, or is already gone). */
 function fail(message: string): number {
@@ -31,9 +32,14 @@ function fail(message: string): number {
 }
 
 async function main(): Promise<number> {
-  // The compiled binary also serves TerminateCall as its own supervised child process.
+  // The compiled binary also runs its supervised child processes: TerminateCall's server
+  // and the backends' clients (see orchestration/supervised_child.ts).
   if (Deno.args[0] === SIGNALING_CHILD_FLAG) {
     await runSignalingChild();
+    return 0;
+  }
+  if (Deno.args[0] === UPSTREAMS_CHILD_FLAG) {
+    await runUpstreamsChild();
     return 0;
   }
   let config;

@@ -10,8 +10,12 @@ import {
   type ResolveDialplanRequest,
   type ResolveDialplanResponse,
 } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
-import { MediaServiceClient } from "../proto/gen/sentiric/media/v1/media.ts";
-import { context, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
+import {
+  type AllocatePortResponse,
+  MediaServiceClient,
+  type ReleasePortResponse,
+} from "../proto/gen/sentiric/media/v1/media.ts";
+import { context, SpanStatusCode, trace } from "@opentelemetry/api";
 import { startClientSpan, traceparentFor } from "./trace.ts";
 import { type FindUserByContactResponse, UserServiceClient } from "../proto/gen/sentiric/user/v1/user.ts";
 
@@ -25,6 +29,14 @@ export class UpstreamError extends Error {
     this.service = service;
     this.code = code;
   }
+}
+
+/** An RTP port as AllocatePort must give it; anything else is the media service's error. */
+export function checkedPort(rtpPort: number): number {
+  if (!(rtpPort > 0 && rtpPort < 65536)) {
+    throw new UpstreamError("media", grpc.status.INTERNAL, `invalid rtp_port ${rtpPort}`);
+  }
+  return rtpPort;
 }
 
 /** Certificates, key and CA as bytes (read by main.ts) plus the server names to expect. */
@@ -66,12 +78,12 @@ function channelOptions(tls: MutualTls | undefined, serverName: string): grpc.Ch
     : { ...backoff, "grpc.ssl_target_name_override": serverName, "grpc.default_authority": serverName };
 }
 
-function metadata(traceId: string, span: Span): grpc.Metadata {
+function metadata(traceId: string, traceparent: string): grpc.Metadata {
   // waitForReady: while the channel reconnects (a backend restart), a call waits for
   // it within its deadline rather than failing with UNAVAILABLE at once.
   const md = new grpc.Metadata({ waitForReady: true });
   md.set("x-trace-id", traceId);
-  md.set("traceparent", traceparentFor(traceId, span));
+  md.set("traceparent", traceparent);
   return md;
 }
 
@@ -85,15 +97,22 @@ type Unary<Req, Res> = (
 /** Each finished call: for `sip_signaling_grpc_client_duration_seconds{service,method,code}`. */
 export type GrpcCallObserver = (service: string, method: string, code: string, seconds: number) => void;
 
-/** `deadline`: epoch milliseconds. */
-function call<Req, Res>(
-  service: "dialplan" | "media" | "user",
+export type BackendName = "dialplan" | "media" | "user";
+
+/** How a unary call ended, as `tracedCall`'s `invoke` reports it. */
+export type UnaryDone<Res> = (error: { code: grpc.status; details: string } | null, response?: Res) => void;
+
+/**
+ * One unary call to a backend under a client span, observed for the metrics: `invoke`
+ * makes it (here through grpc-js, or through the gRPC client process), passing on the
+ * `traceparent` of the span.
+ */
+export function tracedCall<Res>(
+  service: BackendName,
   name: string,
-  method: Unary<Req, Res>,
-  request: Req,
   traceId: string,
-  deadline: number,
   observe: GrpcCallObserver | undefined,
+  invoke: (traceparent: string, done: UnaryDone<Res>) => void,
 ): Promise<Res> {
   const started = performance.now();
   const span = startClientSpan(`${service}/${name}`, {
@@ -107,20 +126,47 @@ function call<Req, Res>(
     context.with(
       trace.setSpan(context.active(), span),
       () =>
-        method(request, metadata(traceId, span), { deadline }, (error, response) => {
+        invoke(traceparentFor(traceId, span), (error, response) => {
           const code = error === null ? grpc.status.OK : error.code;
           const codeName = grpc.status[code] ?? String(code);
           observe?.(service, name, codeName, (performance.now() - started) / 1000);
           span.setAttribute("rpc.grpc.status_code", code);
           if (error !== null) span.setStatus({ code: SpanStatusCode.ERROR, message: codeName });
           span.end();
-          if (error !== null) {
-            reject(new UpstreamError(service, error.code, error.details || error.message, error));
-          } else resolve(response);
+          if (error !== null) reject(new UpstreamError(service, error.code, error.details, error));
+          else resolve(response as Res);
         }),
     );
   });
 }
+
+/** `deadline`: epoch milliseconds. */
+function unary<Req, Res>(
+  method: Unary<Req, Res>,
+  request: Req,
+  traceId: string,
+  traceparent: string,
+  deadline: number,
+  done: UnaryDone<Res>,
+): void {
+  method(request, metadata(traceId, traceparent), { deadline }, (error, response) => {
+    if (error === null) done(null, response);
+    else done({ code: error.code, details: error.details || error.message });
+  });
+}
+
+/** A call as the gRPC client process receives it (see `upstreams_process.ts`). */
+export type RelayedCall =
+  | { method: "resolveDialplan"; request: ResolveDialplanRequest }
+  | { method: "allocatePort"; request: { callId: string } }
+  | { method: "releasePort"; request: { rtpPort: number } };
+
+/** Which backend a relayed call goes to, and its gRPC method name. */
+export const RELAYED_METHODS = {
+  resolveDialplan: { service: "dialplan", name: "ResolveDialplan" },
+  allocatePort: { service: "media", name: "AllocatePort" },
+  releasePort: { service: "media", name: "ReleasePort" },
+} as const satisfies Record<RelayedCall["method"], { service: BackendName; name: string }>;
 
 export interface UpstreamOptions {
   readonly dialplanUrl: string;
@@ -180,59 +226,116 @@ export class Upstreams {
     traceId: string,
     deadline: number = Date.now() + this.deadlineMs,
   ): Promise<ResolveDialplanResponse> {
-    return call(
+    return tracedCall<ResolveDialplanResponse>(
       "dialplan",
       "ResolveDialplan",
-      this.#dialplan.resolveDialplan.bind(this.#dialplan),
-      request,
       traceId,
-      deadline,
       this.#observe,
+      (traceparent, done) =>
+        this.relay(
+          { method: "resolveDialplan", request },
+          traceId,
+          traceparent,
+          deadline,
+          done as UnaryDone<unknown>,
+        ),
     );
   }
 
   async allocatePort(callId: string, traceId: string): Promise<number> {
-    const r = await call(
+    const r = await tracedCall<AllocatePortResponse>(
       "media",
       "AllocatePort",
-      this.#media.allocatePort.bind(this.#media),
-      { callId },
       traceId,
-      Date.now() + this.mediaDeadlineMs,
       this.#observe,
+      (traceparent, done) =>
+        this.relay(
+          { method: "allocatePort", request: { callId } },
+          traceId,
+          traceparent,
+          0,
+          done as UnaryDone<unknown>,
+        ),
     );
-    if (!(r.rtpPort > 0 && r.rtpPort < 65536)) {
-      throw new UpstreamError("media", grpc.status.INTERNAL, `invalid rtp_port ${r.rtpPort}`);
-    }
-    return r.rtpPort;
+    return checkedPort(r.rtpPort);
   }
 
   async releasePort(rtpPort: number, traceId: string): Promise<boolean> {
-    const r = await call(
+    const r = await tracedCall<ReleasePortResponse>(
       "media",
       "ReleasePort",
-      this.#media.releasePort.bind(this.#media),
-      { rtpPort },
       traceId,
-      Date.now() + this.mediaDeadlineMs,
       this.#observe,
+      (traceparent, done) =>
+        this.relay(
+          { method: "releasePort", request: { rtpPort } },
+          traceId,
+          traceparent,
+          0,
+          done as UnaryDone<unknown>,
+        ),
     );
     return r.success;
   }
 
   findUserByContact(contactValue: string, traceId: string): Promise<FindUserByContactResponse> {
-    if (this.#user === undefined) {
+    const user = this.#user;
+    if (user === undefined) {
       return Promise.reject(new UpstreamError("user", grpc.status.UNAVAILABLE, "no URL"));
     }
-    return call(
-      "user",
-      "FindUserByContact",
-      this.#user.findUserByContact.bind(this.#user),
-      { contactType: "phone", contactValue },
-      traceId,
-      Date.now() + this.deadlineMs,
-      this.#observe,
-    );
+    const deadline = Date.now() + this.deadlineMs;
+    return tracedCall("user", "FindUserByContact", traceId, this.#observe, (traceparent, done) =>
+      unary(
+        user.findUserByContact.bind(user),
+        { contactType: "phone", contactValue },
+        traceId,
+        traceparent,
+        deadline,
+        done,
+      ));
+  }
+
+  /**
+   * Makes a call without a span or an observation of its own: for the gRPC client
+   * process, whose parent traces and observes it. `deadline` 0: the media deadline
+   * from now (AllocatePort, ReleasePort).
+   */
+  relay(
+    call: RelayedCall,
+    traceId: string,
+    traceparent: string,
+    deadline: number,
+    done: UnaryDone<unknown>,
+  ): void {
+    switch (call.method) {
+      case "resolveDialplan":
+        return unary(
+          this.#dialplan.resolveDialplan.bind(this.#dialplan),
+          call.request,
+          traceId,
+          traceparent,
+          deadline,
+          done,
+        );
+      case "allocatePort":
+        return unary(
+          this.#media.allocatePort.bind(this.#media),
+          call.request,
+          traceId,
+          traceparent,
+          deadline || Date.now() + this.mediaDeadlineMs,
+          done,
+        );
+      case "releasePort":
+        return unary(
+          this.#media.releasePort.bind(this.#media),
+          call.request,
+          traceId,
+          traceparent,
+          deadline || Date.now() + this.mediaDeadlineMs,
+          done,
+        );
+    }
   }
 
   /** Each backend channel's state now; `connect` asks an idle channel to connect (a readiness probe). */
@@ -240,6 +343,20 @@ export class Upstreams {
     const state = (client: grpc.Client) =>
       grpc.connectivityState[client.getChannel().getConnectivityState(connect)] as ChannelState;
     return { dialplan: state(this.#dialplan), media: state(this.#media) };
+  }
+
+  /** Calls `listener` with both channels' states whenever one changes. */
+  watchChannels(listener: (states: { dialplan: ChannelState; media: ChannelState }) => void): void {
+    for (const client of [this.#dialplan, this.#media]) {
+      const channel = client.getChannel();
+      const watch = () => {
+        channel.watchConnectivityState(channel.getConnectivityState(false), Infinity, () => {
+          listener(this.channelStates());
+          watch();
+        });
+      };
+      watch();
+    }
   }
 
   close(): void {

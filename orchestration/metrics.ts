@@ -24,6 +24,8 @@ export interface Observed {
   readonly events: EventPublisher;
   /** The TerminateCall process, whose restarts are counted. */
   readonly signaling?: { readonly restarts: number };
+  /** The gRPC client process, whose restarts are counted. */
+  readonly upstreams?: { readonly restarts: number };
   /** Backend channel states (unset with in-memory backends). */
   readonly channels?: () => Readonly<Record<string, ChannelState>>;
   /** The last readiness verdict. */
@@ -260,6 +262,12 @@ export class ServiceMetrics {
       "Times the TerminateCall process died and was started again",
       [],
       (x) => [[{}, x.signaling?.restarts ?? 0]],
+    );
+    counter(
+      "grpc_client_restarts_total",
+      "Times the process that calls the backends died and was started again (a backend's GOAWAY can crash it)",
+      [],
+      (x) => [[{}, x.upstreams?.restarts ?? 0]],
     );
     new client.Gauge<"service" | "state">({
       name: `${PREFIX}backend_channel_state`,

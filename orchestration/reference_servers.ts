@@ -121,22 +121,27 @@ export interface ReferenceServers extends AsyncDisposable {
 /** How many (method, trace id) pairs the reference servers remember. */
 export const TRACE_IDS_KEPT = 1000;
 
-async function bind(server: grpc.Server, host: string): Promise<string> {
-  const port = await new Promise<number>((resolve, reject) =>
+async function bind(server: grpc.Server, host: string, port = 0): Promise<string> {
+  const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
-      `${host}:0`,
+      `${host}:${port}`,
       grpc.ServerCredentials.createInsecure(),
       (e, p) => (e ? reject(e) : resolve(p)),
     )
   );
-  return `${host}:${port}`;
+  return `${host}:${bound}`;
 }
 
-/** Starts the three reference services on loopback, each on a free port. */
+/**
+ * Starts the three reference services on loopback, each on a free port, or on the
+ * ports of `at` (the same services started again, as after a deploy).
+ */
 export async function startReferenceServers(
   host = "127.0.0.1",
   ports = new PortPool(),
+  at?: { readonly dialplanUrl: string; readonly mediaUrl: string; readonly userUrl: string },
 ): Promise<ReferenceServers> {
+  const portOf = (url: string | undefined) => Number(url?.slice(url.lastIndexOf(":") + 1) ?? 0);
   const traceIds: { method: string; traceId: string; traceparent: string }[] = [];
   const seen = (method: string, md: grpc.Metadata) => {
     if (traceIds.length >= TRACE_IDS_KEPT) traceIds.splice(0, traceIds.length - TRACE_IDS_KEPT + 1);
@@ -159,7 +164,7 @@ export async function startReferenceServers(
       else callback(null, { user });
     },
   });
-  const userUrl = await bind(userServer, host);
+  const userUrl = await bind(userServer, host, portOf(at?.userUrl));
   const users = new UserServiceClient(userUrl, grpc.credentials.createInsecure());
 
   const dialplanServer = new grpc.Server();
@@ -207,7 +212,7 @@ export async function startReferenceServers(
       );
     },
   });
-  const dialplanUrl = await bind(dialplanServer, host);
+  const dialplanUrl = await bind(dialplanServer, host, portOf(at?.dialplanUrl));
 
   const servers: ReferenceServers = {
     dialplanUrl,
@@ -269,6 +274,6 @@ export async function startReferenceServers(
       callback(null, { success: ports.release(call.request.rtpPort) });
     },
   });
-  (servers as { mediaUrl: string }).mediaUrl = await bind(mediaServer, host);
+  (servers as { mediaUrl: string }).mediaUrl = await bind(mediaServer, host, portOf(at?.mediaUrl));
   return servers;
 }

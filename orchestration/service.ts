@@ -8,7 +8,8 @@ import { getLogger } from "@logtape/logtape";
 import { SipEndpoint, UasCore, UdpTransport } from "../sip/mod.ts";
 import { DialogManager } from "../sip/dialog.ts";
 import { redactUrl, type ServiceConfig } from "./config.ts";
-import { type MutualTls, Upstreams } from "./grpc.ts";
+import type { MutualTls } from "./grpc.ts";
+import { UpstreamsProcess } from "./upstreams_process.ts";
 import { AmqpEventPublisher, ConsoleEventSink, type EventPublisher } from "./events.ts";
 import { type CallBackends, CallOrchestrator } from "./call_setup.ts";
 import { startReferenceServersInWorker } from "./reference_worker.ts";
@@ -91,17 +92,18 @@ export async function startSignalingService(
     : undefined;
   const tls = reference === undefined ? options.tls : undefined;
   const metrics = new ServiceMetrics();
-  const backends = options.backends ?? new Upstreams({
-    dialplanUrl: config.grpc.dialplanUrl ?? reference?.dialplanUrl ?? "",
-    mediaUrl: config.grpc.mediaUrl ?? reference?.mediaUrl ?? "",
-    userUrl: config.grpc.userUrl ?? reference?.userUrl,
-    deadlineMs: config.setupTimeoutMs,
-    tls,
-    observe: (service, method, code, seconds) => metrics.grpcCall(service, method, code, seconds),
-  });
-  const channels = backends instanceof Upstreams
-    ? (probe: boolean) => backends.channelStates(probe)
+  // The gRPC clients run in a process of their own (see upstreams_process.ts).
+  const upstreams = options.backends === undefined
+    ? await UpstreamsProcess.start({
+      dialplanUrl: config.grpc.dialplanUrl ?? reference?.dialplanUrl ?? "",
+      mediaUrl: config.grpc.mediaUrl ?? reference?.mediaUrl ?? "",
+      deadlineMs: config.setupTimeoutMs,
+      tls,
+      observe: (service, method, code, seconds) => metrics.grpcCall(service, method, code, seconds),
+    })
     : undefined;
+  const backends: CallBackends = options.backends ?? upstreams as UpstreamsProcess;
+  const channels = upstreams === undefined ? undefined : (probe: boolean) => upstreams.channelStates(probe);
 
   let events: EventPublisher;
   if (config.rabbitmqUrl !== undefined) {
@@ -174,6 +176,7 @@ export async function startSignalingService(
     orchestrator,
     events,
     signaling,
+    ...(upstreams === undefined ? {} : { upstreams }),
     ...(channels === undefined ? {} : { channels: () => channels(false) }),
     ready: () => readiness.ready,
   });
@@ -233,12 +236,10 @@ export async function startSignalingService(
       if (!await orchestrator.settle(3000)) log.warn("Shutdown: backend calls still unanswered after 3 s");
       await events.drain(3000);
       await events.close();
-      // The gRPC client channels (and the embedded backends' servers) are left to the
-      // process exit on purpose: closing them exchanges GOAWAY frames, and a node:http2
-      // session in Deno 2.9 that receives one can abort the process inside nghttp2
-      // (denoland/deno#36788; here 3 exits out of 14 were 134 or 139 after load). Every
-      // call has ended and every event is confirmed by now, so nothing is lost.
-      void backends;
+      // The gRPC client process ends without closing its channels (the GOAWAY exchange
+      // could abort it: denoland/deno#36788); so are the embedded backends' servers left
+      // to the process exit. Every call has ended and every event is confirmed by now.
+      await upstreams?.close();
       void reference;
     },
   };

@@ -9,12 +9,10 @@ import { Buffer } from "node:buffer";
 import type * as grpc from "@grpc/grpc-js";
 import { serverCredentials } from "./grpc.ts";
 import { startSignalingServer } from "./signaling_server.ts";
+import { jsonLines, LineWriter } from "./supervised_child.ts";
 
-/** Lines the child writes. */
-export type ChildMessage =
-  | { t: "ready"; port: number }
-  | { t: "error"; message: string }
-  | { t: "call"; id: number; callId: string; reason: string };
+/** Lines the child writes after `{"t":"ready","port"}` (or `{"t":"error","message"}`). */
+export type ChildMessage = { t: "call"; id: number; callId: string; reason: string };
 
 /** Lines the parent writes: first `config`, then one `answer` per call. */
 export type ParentMessage =
@@ -24,26 +22,11 @@ export type ParentMessage =
 /** How long a relayed call waits for the service's answer. */
 const ANSWER_TIMEOUT_MS = 5000;
 
-/** Newline-delimited JSON from a byte stream. */
-export async function* jsonLines<T>(stream: ReadableStream<Uint8Array>): AsyncGenerator<T> {
-  const decoder = new TextDecoder();
-  let buffered = "";
-  for await (const chunk of stream) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let nl;
-    while ((nl = buffered.indexOf("\n")) !== -1) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      if (line.trim() !== "") yield JSON.parse(line) as T;
-    }
-  }
-}
-
 export async function runSignalingChild(): Promise<void> {
   for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, () => {});
-  const encoder = new TextEncoder();
-  const out = Deno.stdout.writable.getWriter();
-  const say = (message: ChildMessage) => out.write(encoder.encode(`${JSON.stringify(message)}\n`));
+  const out = new LineWriter(Deno.stdout.writable);
+  const say = (message: ChildMessage | { t: "ready"; port: number } | { t: "error"; message: string }) =>
+    out.send(message);
   const pending = new Map<number, (answer: { success: boolean; message: string }) => void>();
   let nextId = 1;
   let server: grpc.Server | undefined;
@@ -72,7 +55,7 @@ export async function runSignalingChild(): Promise<void> {
                   clearTimeout(timer);
                   resolve(answer);
                 });
-                void say({ t: "call", id, callId, reason });
+                say({ t: "call", id, callId, reason });
               });
             },
           },
@@ -80,9 +63,10 @@ export async function runSignalingChild(): Promise<void> {
           credentials,
         );
         server = started.server;
-        await say({ t: "ready", port: started.port });
+        say({ t: "ready", port: started.port });
       } catch (error) {
-        await say({ t: "error", message: error instanceof Error ? error.message : String(error) });
+        say({ t: "error", message: error instanceof Error ? error.message : String(error) });
+        await out.close();
         Deno.exit(2);
       }
     } else if (message.t === "answer") {
