@@ -2,7 +2,16 @@
 // failure table, number normalisation, secret redaction.
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { answerOffer, createOffer, SdpNegotiationError } from "../orchestration/sdp.ts";
+import {
+  answerOffer,
+  createOffer,
+  type Direction,
+  SdpNegotiationError,
+  writeSdp,
+} from "../orchestration/sdp.ts";
+// @ts-types="@types/sdp-transform"
+import * as sdpTransform from "sdp-transform";
+import fc from "fast-check";
 import { ConfigError, parseConfig, redactUrl } from "../orchestration/config.ts";
 import { failureResponse, normalizeNumber, PlanRejectedError } from "../orchestration/call_setup.ts";
 import { UpstreamError } from "../orchestration/grpc.ts";
@@ -66,6 +75,48 @@ Deno.test("sdp - IPv6 answer and our offer for an INVITE without SDP", () => {
   const o = dec(createOffer("203.0.113.5", 10006));
   assert.match(o, /m=audio 10006 RTP\/AVP 0 8 101/);
   assert.match(o, /a=fmtp:101 0-16/);
+});
+
+Deno.test("sdp - our SDP is byte for byte what sdp-transform's writer gives, for any address, port and codecs", () => {
+  const codec = fc.record({
+    payload: fc.integer({ min: 0, max: 127 }),
+    name: fc.constantFrom("PCMU", "PCMA", "telephone-event"),
+    rate: fc.constant(8000),
+    fmtp: fc.constant("0-16"),
+  }, { requiredKeys: ["payload", "name", "rate"] });
+  fc.assert(
+    fc.property(
+      fc.oneof(fc.ipV4(), fc.ipV6()),
+      fc.integer({ min: 1, max: 65535 }),
+      fc.array(codec, { minLength: 1, maxLength: 4 }),
+      fc.constantFrom<Direction>("sendrecv", "sendonly", "recvonly", "inactive"),
+      fc.integer({ min: 1, max: 1000 }),
+      fc.integer({ min: 0, max: 2 ** 52 }),
+      (address, port, codecs, direction, version, sessionId) => {
+        const ipVer = address.includes(":") ? 6 : 4;
+        const expected = sdpTransform.write({
+          version: 0,
+          origin: { username: "sentiric", sessionId, sessionVersion: version, netType: "IN", ipVer, address },
+          name: "sentiric",
+          connection: { version: ipVer, ip: address },
+          timing: { start: 0, stop: 0 },
+          media: [{
+            type: "audio",
+            port,
+            protocol: "RTP/AVP",
+            payloads: codecs.map((c) => c.payload).join(" "),
+            rtp: codecs.map((c) => ({ payload: c.payload, codec: c.name, rate: c.rate })),
+            fmtp: codecs.flatMap((
+              c,
+            ) => (c.fmtp === undefined ? [] : [{ payload: c.payload, config: c.fmtp }])),
+            ptime: 20,
+            direction,
+          }],
+        });
+        assert.equal(dec(writeSdp(address, port, codecs, direction, version, sessionId)), expected);
+      },
+    ),
+  );
 });
 
 const PROD = {
