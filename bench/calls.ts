@@ -24,8 +24,13 @@ interface StepResult {
   /** Calls per second SIPp actually achieved over the step (its cumulative call rate). */
   readonly achievedRate: number;
   readonly latenciesMs: number[];
-  /** CPU time (user + system) the measured process spent per call during the step, ms. */
+  /**
+   * CPU time (user + system) the measured process and the processes it started (the
+   * service's gRPC client and TerminateCall processes) spent per call during the step, ms.
+   */
   cpuMsPerCall: number;
+  /** The part of it spent by child processes. */
+  childCpuMsPerCall: number;
 }
 
 /**
@@ -36,6 +41,12 @@ async function processCpuMs(pid: number): Promise<number> {
   const out = await new Deno.Command("cat", { args: [`/proc/${pid}/stat`], stdout: "piped" }).output();
   const fields = decoder.decode(out.stdout).split(") ")[1]?.split(" ") ?? [];
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** The processes `pid` started (the service's gRPC client and TerminateCall processes). */
+async function childPids(pid: number): Promise<number[]> {
+  const out = await new Deno.Command("pgrep", { args: ["-P", String(pid)], stdout: "piped" }).output();
+  return decoder.decode(out.stdout).split("\n").filter((l) => l !== "").map(Number);
 }
 
 /**
@@ -134,6 +145,7 @@ async function runStep(port: number, rate: number): Promise<StepResult> {
       achievedRate,
       latenciesMs,
       cpuMsPerCall: NaN,
+      childCpuMsPerCall: NaN,
     };
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -168,12 +180,17 @@ async function ladder(
   await runStep(port, 100);
   await runStep(port, 300);
   await new Promise((res) => setTimeout(res, 1000));
+  const children = await childPids(pid);
+  const childrenCpuMs = async () =>
+    (await Promise.all(children.map(processCpuMs))).reduce((a, b) => a + b, 0);
   for (const rate of RATES) {
     const cpuBefore = await processCpuMs(pid);
+    const childBefore = await childrenCpuMs();
     const neighboursBefore = await Promise.all(neighbours.map((n) => processCpuMs(n.pid)));
     const r = await runStep(port, rate);
     const calls = rate * SECONDS_PER_STEP;
-    r.cpuMsPerCall = (await processCpuMs(pid) - cpuBefore) / calls;
+    r.childCpuMsPerCall = (await childrenCpuMs() - childBefore) / calls;
+    r.cpuMsPerCall = (await processCpuMs(pid) - cpuBefore) / calls + r.childCpuMsPerCall;
     const neighboursCpu = await Promise.all(
       neighbours.map(async (n, i) =>
         `${n.name} ${((await processCpuMs(n.pid) - (neighboursBefore[i] as number)) / calls).toFixed(2)}`
@@ -186,6 +203,7 @@ async function ladder(
       `  ${name.padEnd(18)} ${String(rate).padStart(5)} calls/s: ${r.successful} ok, ${r.failed} failed, ` +
         `${r.unexpected} unexpected, ${r.retransmissions} resent, achieved ${r.achievedRate.toFixed(0)}/s, ` +
         `CPU ${r.cpuMsPerCall.toFixed(2)} ms/call` +
+        (children.length === 0 ? "" : ` (${r.childCpuMsPerCall.toFixed(2)} in its child processes)`) +
         (neighboursCpu.length === 0 ? "" : ` (beside it: ${neighboursCpu.join(", ")})`) +
         (r.latenciesMs.length === 0
           ? ""

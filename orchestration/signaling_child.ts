@@ -1,15 +1,15 @@
 /**
  * The child process that serves TerminateCall (see `signaling_server.ts` for why it is a
- * process of its own). It reads one JSON line of configuration on stdin, binds, says
- * `ready`, then relays every call to its parent as a JSON line on stdout and answers
- * with the parent's reply from stdin. SIGTERM and SIGINT are the parent's to act on
- * (the agent may still end calls during a drain); the child ends when stdin closes.
+ * process of its own). It connects back to its parent (`connectToParent`), reads one
+ * JSON line of configuration, binds, says `ready`, then relays every call to its parent
+ * as a JSON line and answers with the parent's reply. SIGTERM and SIGINT are the parent's to act on
+ * (the agent may still end calls during a drain); the child ends when its connection to the parent closes.
  */
 import { Buffer } from "node:buffer";
 import type * as grpc from "@grpc/grpc-js";
 import { serverCredentials } from "./grpc.ts";
 import { startSignalingServer } from "./signaling_server.ts";
-import { jsonLines, LineWriter } from "./supervised_child.ts";
+import { connectToParent } from "./supervised_child.ts";
 
 /** Lines the child writes after `{"t":"ready","port"}` (or `{"t":"error","message"}`). */
 export type ChildMessage = { t: "call"; id: number; callId: string; reason: string };
@@ -24,14 +24,14 @@ const ANSWER_TIMEOUT_MS = 5000;
 
 export async function runSignalingChild(): Promise<void> {
   for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, () => {});
-  const out = new LineWriter(Deno.stdout.writable);
+  const { messages, out } = await connectToParent<ParentMessage>();
   const say = (message: ChildMessage | { t: "ready"; port: number } | { t: "error"; message: string }) =>
     out.send(message);
   const pending = new Map<number, (answer: { success: boolean; message: string }) => void>();
   let nextId = 1;
   let server: grpc.Server | undefined;
 
-  for await (const message of jsonLines<ParentMessage>(Deno.stdin.readable)) {
+  for await (const message of messages) {
     if (message.t === "config") {
       const tls = message.tls;
       const credentials = serverCredentials(

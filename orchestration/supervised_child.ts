@@ -5,11 +5,12 @@
  * (the TerminateCall server, `signaling_relay.ts`; the backend clients,
  * `upstreams_process.ts`).
  *
- * Parent and child speak newline-delimited JSON over the child's stdin and stdout: the
- * parent sends one configuration line, the child answers `{"t":"ready",...}` (or
- * `{"t":"error","message"}`), then both exchange their own messages. A child that dies
- * is logged, counted and started again (at once, then after a backoff growing to 5 s
- * while it keeps dying); it ends by itself when its stdin closes.
+ * Parent and child speak newline-delimited JSON over a loopback TCP connection the
+ * child opens (its stdin carries the port and a token): the parent sends one
+ * configuration line, the child answers `{"t":"ready",...}` (or `{"t":"error","message"}`),
+ * then both exchange their own messages. A child that dies is logged, counted and started
+ * again (at once, then after a backoff growing to 5 s while it keeps dying); it ends by
+ * itself when the connection closes.
  */
 import { getLogger } from "@logtape/logtape";
 
@@ -21,12 +22,25 @@ const STABLE_AFTER_MS = 10_000;
 /** How long a child may take to say `ready`. */
 const READY_TIMEOUT_MS = 20_000;
 
-/** Newline-delimited JSON from a byte stream. */
-export async function* jsonLines<T>(stream: ReadableStream<Uint8Array>): AsyncGenerator<T> {
+/**
+ * Newline-delimited JSON from a TCP connection, read into one reusable buffer. Not a
+ * pipe through web streams: a message each way cost ~300 µs of CPU per round trip over
+ * the child's stdin and stdout (a fresh 64 KiB chunk per read, stdin read on a blocking
+ * thread), ~95 µs over loopback TCP read directly (bench: 20,000 paced round trips).
+ */
+export async function* connLines<T>(conn: Deno.Conn): AsyncGenerator<T> {
+  const buffer = new Uint8Array(64 * 1024);
   const decoder = new TextDecoder();
   let buffered = "";
-  for await (const chunk of stream) {
-    buffered += decoder.decode(chunk, { stream: true });
+  for (;;) {
+    let n: number | null;
+    try {
+      n = await conn.read(buffer);
+    } catch {
+      return; // Reset: the other process is gone.
+    }
+    if (n === null) return;
+    buffered += decoder.decode(buffer.subarray(0, n), { stream: true });
     let start = 0;
     let nl;
     while ((nl = buffered.indexOf("\n", start)) !== -1) {
@@ -39,19 +53,20 @@ export async function* jsonLines<T>(stream: ReadableStream<Uint8Array>): AsyncGe
 }
 
 /**
- * Lines to a byte stream, several per write: what one turn of the event loop sends
- * leaves in one write (a pipe write is a system call; one per message cost more than
- * the message).
+ * Lines to a connection, several per write: what one turn of the event loop sends
+ * leaves in one write (a write is a system call; one per message cost more than the
+ * message). Writes stay in order and are written whole.
  */
 export class LineWriter {
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #conn: Deno.Conn;
   readonly #encoder = new TextEncoder();
   #queued = "";
   #scheduled = false;
   #broken = false;
+  #writing: Promise<void> = Promise.resolve();
 
-  constructor(writable: WritableStream<Uint8Array>) {
-    this.#writer = writable.getWriter();
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
   }
 
   send(message: unknown): void {
@@ -64,15 +79,56 @@ export class LineWriter {
 
   #flush(): void {
     this.#scheduled = false;
-    const text = this.#queued;
+    const bytes = this.#encoder.encode(this.#queued);
     this.#queued = "";
-    this.#writer.write(this.#encoder.encode(text)).catch(() => this.#broken = true);
+    this.#writing = this.#writing.then(async () => {
+      for (let offset = 0; offset < bytes.length && !this.#broken;) {
+        offset += await this.#conn.write(bytes.subarray(offset));
+      }
+    }).catch(() => {
+      this.#broken = true;
+    });
   }
 
+  /** Writes what is queued, then closes the connection. */
   async close(): Promise<void> {
     if (this.#queued !== "") this.#flush();
-    await this.#writer.close().catch(() => {});
+    await this.#writing;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
   }
+}
+
+/** The first line a child reads on stdin: where to connect back, and the token that proves it. */
+interface Hello {
+  readonly port: number;
+  readonly token: string;
+}
+
+/**
+ * The child's end: reads the hello on stdin, connects back over loopback TCP and proves
+ * itself with the token. `messages` starts with the configuration and ends when the
+ * parent closes the connection or dies.
+ */
+export async function connectToParent<In>(): Promise<{ messages: AsyncGenerator<In>; out: LineWriter }> {
+  const reader = Deno.stdin.readable.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("no hello from the parent");
+    text += decoder.decode(value, { stream: true });
+  }
+  reader.releaseLock();
+  const hello = JSON.parse(text.slice(0, text.indexOf("\n"))) as Hello;
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: hello.port });
+  conn.setNoDelay(true);
+  const out = new LineWriter(conn);
+  out.send({ t: "hello", token: hello.token });
+  return { messages: connLines<In>(conn), out };
 }
 
 /** The first line of a child: its ready message (with what it reports), or its error. */
@@ -99,7 +155,7 @@ export interface ChildSpec<Out> {
 }
 
 function childCommand(flag: string, module: URL, env: Record<string, string> = {}): Deno.Command {
-  const io = { stdin: "piped", stdout: "piped", stderr: "inherit", env } as const;
+  const io = { stdin: "piped", stdout: "null", stderr: "inherit", env } as const;
   if (Deno.build.standalone) {
     // The compiled binary runs itself; main.ts hands the flag to the child's code.
     return new Deno.Command(Deno.execPath(), { args: [flag], ...io });
@@ -118,7 +174,9 @@ function childCommand(flag: string, module: URL, env: Record<string, string> = {
 
 interface Running {
   readonly child: Deno.ChildProcess;
-  readonly stdin: LineWriter;
+  /** Open for the child's life; it only ever carries the hello. */
+  readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly out: LineWriter;
   readonly ready: ReadyMessage;
 }
 
@@ -157,39 +215,49 @@ export class SupervisedChild<In, Out> {
   /** Sends a message to the running child; false while none runs (it is being restarted). */
   send(message: In): boolean {
     if (this.#running === undefined) return false;
-    this.#running.stdin.send(message);
+    this.#running.out.send(message);
     return true;
   }
 
   async #spawn(): Promise<Running> {
+    // The child connects back to a one-time loopback port and shows the token it got on
+    // stdin; anyone else who connects there first is turned away.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const token = crypto.randomUUID();
     const child = childCommand(this.#spec.flag, this.#spec.module, this.#spec.env).spawn();
-    const stdin = new LineWriter(child.stdin);
-    stdin.send(this.#spec.config);
-    const ready = Promise.withResolvers<ReadyMessage>();
+    const stdin = child.stdin.getWriter();
+    const hello: Hello = { port: (listener.addr as Deno.NetAddr).port, token };
+    void stdin.write(new TextEncoder().encode(`${JSON.stringify(hello)}\n`)).catch(() => {});
+    const ready = Promise.withResolvers<{ conn: Deno.TcpConn; lines: AsyncGenerator<Lifecycle | Out> }>();
     const timer = setTimeout(() => ready.reject(new Error("not ready in time")), READY_TIMEOUT_MS);
+    void child.status.then(() =>
+      ready.reject(new Error(`the ${this.#spec.what} process ended before it was ready`))
+    );
     void (async () => {
-      let isReady = false;
-      try {
-        for await (const message of jsonLines<Lifecycle | Out>(child.stdout)) {
-          if (isReady) {
-            // A restarted child's messages may come before it is adopted (the gap after `ready`).
-            const current = this.#running?.child;
-            if (current === undefined || current === child) this.#spec.onMessage(message as Out);
-          } else if ((message as Lifecycle).t === "ready") {
-            isReady = true;
-            ready.resolve(message as ReadyMessage);
-          } else if ((message as Lifecycle).t === "error") {
-            ready.reject(new Error((message as { message: string }).message));
-          }
+      for await (const conn of listener) {
+        const lines = connLines<{ t: string; token?: string } | Lifecycle | Out>(conn);
+        const first = (await lines.next()).value as { t?: string; token?: string } | undefined;
+        if (first?.t === "hello" && first.token === token) {
+          ready.resolve({ conn, lines: lines as AsyncGenerator<Lifecycle | Out> });
+          return;
         }
-      } catch (error) {
-        ready.reject(error);
+        conn.close();
       }
-      ready.reject(new Error(`the ${this.#spec.what} process ended before it was ready`));
-    })();
+    })().catch(() => {});
+    let link: { conn: Deno.TcpConn; lines: AsyncGenerator<Lifecycle | Out> } | undefined;
     try {
-      const message = await ready.promise;
-      return { child, stdin, ready: message };
+      link = await ready.promise;
+      link.conn.setNoDelay(true);
+      const out = new LineWriter(link.conn);
+      out.send(this.#spec.config);
+      const first = (await link.lines.next()).value as Lifecycle | undefined;
+      if (first?.t !== "ready") {
+        throw new Error(
+          first?.t === "error" ? first.message : `the ${this.#spec.what} process did not start`,
+        );
+      }
+      void this.#read(child, link.lines);
+      return { child, stdin, out, ready: first };
     } catch (error) {
       try {
         child.kill("SIGKILL");
@@ -197,9 +265,23 @@ export class SupervisedChild<In, Out> {
         // Already gone.
       }
       await child.status;
+      link?.conn.close();
       throw error;
     } finally {
       clearTimeout(timer);
+      try {
+        listener.close();
+      } catch {
+        // Leaving the accept loop closed it already.
+      }
+    }
+  }
+
+  async #read(child: Deno.ChildProcess, lines: AsyncGenerator<Lifecycle | Out>): Promise<void> {
+    for await (const message of lines) {
+      // A restarted child's messages may come before it is adopted (the gap after `ready`).
+      const current = this.#running?.child;
+      if (current === undefined || current === child) this.#spec.onMessage(message as Out);
     }
   }
 
@@ -234,7 +316,7 @@ export class SupervisedChild<In, Out> {
     try {
       const running = await this.#spawn();
       if (this.#closing) {
-        await running.stdin.close();
+        await SupervisedChild.#stop(running);
         return;
       }
       this.#adopt(running);
@@ -259,14 +341,20 @@ export class SupervisedChild<In, Out> {
     this.#backoffMs = Math.min(2 * this.#backoffMs, RESTART_BACKOFF_MS.max);
   }
 
-  /** Stops the child (its stdin closes and it ends) and waits for it; SIGKILL after 2 s. */
+  /** Closes the child's connection and stdin: it ends by itself. */
+  static async #stop(running: Running): Promise<void> {
+    await running.out.close();
+    await running.stdin.close().catch(() => {});
+  }
+
+  /** Stops the child (its connection closes and it ends) and waits for it; SIGKILL after 2 s. */
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
     clearTimeout(this.#restartTimer);
     const running = this.#running;
     if (running === undefined) return;
-    await running.stdin.close();
+    await SupervisedChild.#stop(running);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const exited = await Promise.race([
       this.#exited.then(() => true),

@@ -2,15 +2,15 @@
  * The child process that makes the calls to the backends (dialplan, media) with
  * grpc-js, for `upstreams_process.ts`: a backend that sends GOAWAY (a restart, a deploy,
  * a max-connection-age) can crash Deno's `node:http2` client (denoland/deno#36788), and
- * only this process may die of it. It reads one JSON line of configuration on stdin,
+ * only this process may die of it. It connects back to its parent, reads one JSON line of configuration,
  * says `ready` with its channels' states, then answers each `call` line with a `done`
  * line and reports every channel state change. SIGTERM and SIGINT are the parent's to
- * act on; the child ends when stdin closes.
+ * act on; the child ends when its connection to the parent closes.
  */
 import { Buffer } from "node:buffer";
 import { ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import { type ChannelState, type RelayedCall, Upstreams } from "./grpc.ts";
-import { jsonLines, LineWriter } from "./supervised_child.ts";
+import { connectToParent } from "./supervised_child.ts";
 
 /** The internal flag the compiled binary runs its gRPC client process with. */
 export const UPSTREAMS_CHILD_FLAG = "--grpc-client-child";
@@ -44,9 +44,9 @@ export function encodeResponse(method: RelayedCall["method"], response: unknown)
 
 export async function runUpstreamsChild(): Promise<void> {
   for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, () => {});
-  const out = new LineWriter(Deno.stdout.writable);
+  const { messages, out } = await connectToParent<UpstreamsParentMessage>();
   let upstreams: Upstreams | undefined;
-  for await (const message of jsonLines<UpstreamsParentMessage>(Deno.stdin.readable)) {
+  for await (const message of messages) {
     if (message.t === "config") {
       const tls = message.tls;
       upstreams = new Upstreams({
