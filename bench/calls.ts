@@ -31,20 +31,22 @@ interface StepResult {
   cpuMsPerCall: number;
   /** The part of it spent by child processes. */
   childCpuMsPerCall: number;
+  /** SIPp's CPU per call (it shares the machine's two cores). */
+  readonly sippCpuMsPerCall: number;
 }
 
 /**
  * CPU time (user + system, all threads) a process has used so far, ms, from Linux
  * /proc in clock ticks of 10 ms. Read through `cat`: Deno wants --allow-all for /proc.
  */
-async function processCpuMs(pid: number): Promise<number> {
+export async function processCpuMs(pid: number): Promise<number> {
   const out = await new Deno.Command("cat", { args: [`/proc/${pid}/stat`], stdout: "piped" }).output();
   const fields = decoder.decode(out.stdout).split(") ")[1]?.split(" ") ?? [];
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** The processes `pid` started (the service's gRPC client and TerminateCall processes). */
-async function childPids(pid: number): Promise<number[]> {
+export async function childPids(pid: number): Promise<number[]> {
   const out = await new Deno.Command("pgrep", { args: ["-P", String(pid)], stdout: "piped" }).output();
   return decoder.decode(out.stdout).split("\n").filter((l) => l !== "").map(Number);
 }
@@ -87,11 +89,11 @@ function latenciesFromTrace(trace: string): number[] {
   return out;
 }
 
-async function runStep(port: number, rate: number): Promise<StepResult> {
+export async function runStep(port: number, rate: number): Promise<StepResult> {
   const dir = await Deno.makeTempDir({ prefix: "bench-" });
   try {
     const calls = rate * SECONDS_PER_STEP;
-    const out = await new Deno.Command("sipp", {
+    const sipp = new Deno.Command("sipp", {
       args: [
         "-sf",
         scenarioPath("uac_call.xml"),
@@ -119,7 +121,18 @@ async function runStep(port: number, rate: number): Promise<StepResult> {
       cwd: dir,
       stdout: "piped",
       stderr: "piped",
-    }).output();
+    }).spawn();
+    const output = sipp.output();
+    // SIPp's own CPU, read while it runs (a reaped process has no /proc entry): the
+    // last reading misses at most its final 250 ms, when it only waits for the last BYEs.
+    let sippCpuMs = 0;
+    let exited = false;
+    void output.finally(() => exited = true);
+    while (!exited) {
+      sippCpuMs = await processCpuMs(sipp.pid).catch(() => sippCpuMs) || sippCpuMs;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const out = await output;
     const text = decoder.decode(out.stdout);
     const count = (label: string) =>
       Number(new RegExp(`${label}\\s+\\|\\s+\\d+\\s+\\|\\s+(\\d+)`).exec(text)?.[1] ?? "0");
@@ -146,6 +159,7 @@ async function runStep(port: number, rate: number): Promise<StepResult> {
       latenciesMs,
       cpuMsPerCall: NaN,
       childCpuMsPerCall: NaN,
+      sippCpuMsPerCall: sippCpuMs / calls,
     };
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -204,7 +218,7 @@ async function ladder(
         `${r.unexpected} unexpected, ${r.retransmissions} resent, achieved ${r.achievedRate.toFixed(0)}/s, ` +
         `CPU ${r.cpuMsPerCall.toFixed(2)} ms/call` +
         (children.length === 0 ? "" : ` (${r.childCpuMsPerCall.toFixed(2)} in its child processes)`) +
-        (neighboursCpu.length === 0 ? "" : ` (beside it: ${neighboursCpu.join(", ")})`) +
+        ` (beside it: ${[...neighboursCpu, `SIPp ${r.sippCpuMsPerCall.toFixed(2)}`].join(", ")})` +
         (r.latenciesMs.length === 0
           ? ""
           : `; INVITE->200 median ${quantile(r.latenciesMs, 0.5).toFixed(3)} ms p99 ${
@@ -226,7 +240,7 @@ async function spawn(args: string[], env: Record<string, string>, readyText: str
 }
 
 /** Spawns `deno args` and waits for `readyText` on stdout; `line` is the line that held it. */
-async function spawnReading(args: string[], env: Record<string, string>, readyText: string) {
+export async function spawnReading(args: string[], env: Record<string, string>, readyText: string) {
   const child = new Deno.Command("deno", {
     args,
     cwd: ROOT,
@@ -350,7 +364,11 @@ export async function* callBench(
       MEDIA_SERVICE_TARGET_GRPC_URL: urls.mediaUrl as string,
       USER_SERVICE_TARGET_GRPC_URL: urls.userUrl as string,
     };
-    const service = await spawn(["run", "-P=service", "main.ts"], fullEnv, "SIP signaling ready");
+    const service = await spawn(
+      ["run", "-P=service", "main.ts"],
+      fullEnv,
+      "SIP signaling ready",
+    );
     const broker = await brokerPid();
     full = await ladder("sip-signaling", Number(fullEnv.SIP_SIGNALING_SERVICE_SIP_PORT), service.pid, [
       { name: "backends", pid: backends.pid },

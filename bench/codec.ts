@@ -1,6 +1,9 @@
 // Codec throughput: a typical INVITE with SDP, parsed and serialized, beside
 // JSON.parse / JSON.stringify of a payload of the same size measured in the same run.
 import { parseMessage, serializeMessage, type SipMessage } from "../sip/mod.ts";
+import { answerOffer } from "../orchestration/sdp.ts";
+// @ts-types="@types/sdp-transform"
+import * as sdpTransform from "sdp-transform";
 
 /** A caller's SDP offer (PCMU, PCMA, telephone-event), as the benches send it. */
 export const SDP = [
@@ -85,11 +88,29 @@ export function codecBench(): string[] {
     `${name.padEnd(34)} ${Math.round(f.opsPerSecond).toString().padStart(9)}/s  median ${
       f.medianUs.toFixed(2)
     } µs  p99 ${f.p99Us.toFixed(2)} µs  ratio to baseline ${(f.opsPerSecond / base.opsPerSecond).toFixed(2)}`;
+  // The SDP answer of every call: ours (sdp-transform parses the offer, the answer is
+  // written directly) beside sdp-transform parsing and writing it with its general writer.
+  const offer = new TextEncoder().encode(SDP);
+  const answer = measure(() => answerOffer(offer, "203.0.113.5", 10000));
+  const generalAnswer = measure(() => {
+    const parsed = sdpTransform.parse(SDP);
+    const audio = parsed.media[0] as sdpTransform.MediaDescription;
+    return new TextEncoder().encode(sdpTransform.write({
+      ...parsed,
+      origin: {
+        ...parsed.origin as sdpTransform.SessionDescription["origin"] & object,
+        address: "203.0.113.5",
+      },
+      media: [{ ...audio, port: 10000 }],
+    }));
+  });
   return [
     `codec: typical INVITE with SDP, ${TYPICAL_INVITE.length} bytes; baseline JSON of ${padded.length} bytes`,
     row("parse INVITE", parse, jsonParse),
     row("  baseline JSON.parse", jsonParse, jsonParse),
     row("serialize INVITE", serialize, jsonStringify),
     row("  baseline JSON.stringify", jsonStringify, jsonStringify),
+    row("SDP answer", answer, generalAnswer),
+    row("  baseline sdp-transform parse+write", generalAnswer, generalAnswer),
   ];
 }

@@ -1,7 +1,8 @@
 // deno task bench: prints codec figures, the SIP layers' CPU and memory per call
 // (bench/memory.ts), the cost of a gRPC call, then full-call
-// figures with SIPp. `--codec-only` stops after the codec; `--calls=full` (or
-// `minimal`, `in-memory`, comma-separated) runs only those call ladders.
+// figures with SIPp, then 100,000 dialogs held up (bench/dialogs.ts). `--codec-only`
+// stops after the codec; `--calls=full` (or `minimal`, `in-memory`, `dialogs`,
+// comma-separated) runs only those parts; `--dialogs=N` holds N dialogs up.
 // deno-lint-ignore-file no-console
 import { codecBench } from "./codec.ts";
 import type { CallBenchPart } from "./calls.ts";
@@ -21,7 +22,19 @@ if (!Deno.args.includes("--codec-only")) {
   if (only === undefined) {
     const { grpcBench } = await import("./grpc.ts");
     for await (const line of grpcBench()) console.log(line);
+    const { relayBench } = await import("./relay.ts");
+    for await (const line of relayBench()) console.log(line);
   }
-  const { callBench } = await import("./calls.ts");
-  for await (const line of callBench(only as CallBenchPart[] | undefined)) console.log(line);
+  const ladders = (only ?? ["minimal", "in-memory", "full"]).filter((p) => p !== "dialogs");
+  if (ladders.length > 0) {
+    const { callBench } = await import("./calls.ts");
+    for await (const line of callBench(ladders as CallBenchPart[])) console.log(line);
+  }
+  if (only === undefined || only.includes("dialogs")) {
+    const { dialogBench } = await import("./dialogs.ts");
+    const count = Number(
+      Deno.args.find((a) => a.startsWith("--dialogs="))?.slice("--dialogs=".length) ?? 100_000,
+    );
+    for await (const line of dialogBench(count)) console.log(line);
+  }
 }
