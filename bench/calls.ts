@@ -240,7 +240,18 @@ async function spawn(args: string[], env: Record<string, string>, readyText: str
 }
 
 /** Spawns `deno args` and waits for `readyText` on stdout; `line` is the line that held it. */
-export async function spawnReading(args: string[], env: Record<string, string>, readyText: string) {
+/** A process the bench started: its pid, the line that said it was ready, and how to stop it. */
+export interface Spawned {
+  readonly pid: number;
+  readonly line: string;
+  stop(): Promise<void>;
+}
+
+export async function spawnReading(
+  args: string[],
+  env: Record<string, string>,
+  readyText: string,
+): Promise<Spawned> {
   const child = new Deno.Command("deno", {
     args,
     cwd: ROOT,
