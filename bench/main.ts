@@ -5,9 +5,11 @@
 // comma-separated) runs only those parts; `--dialogs=N` holds N dialogs up.
 // deno-lint-ignore-file no-console
 import { codecBench } from "./codec.ts";
+import { timerBench } from "./timers.ts";
 import type { CallBenchPart } from "./calls.ts";
 
 for (const line of codecBench()) console.log(line);
+for (const line of timerBench()) console.log(line);
 {
   // The SIP layers' CPU and memory per call; a process of its own for --expose-gc.
   const out = await new Deno.Command("deno", {

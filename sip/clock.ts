@@ -3,6 +3,7 @@
  * so tests can run them on fake time (`FakeClock`) and production on real time.
  */
 import { getLogger } from "@logtape/logtape";
+import { TimerQueue } from "./timer_queue.ts";
 
 const log = getLogger(["sip", "timer"]);
 
@@ -17,22 +18,13 @@ export interface Clock {
 }
 
 /**
- * Real time. A timer that throws is logged, never left to end the process: one bad
- * dialog (a peer's odd message that slipped past the parser) must not cost every call.
+ * Real time: every timer of the process in one queue behind one runtime timer
+ * (`timer_queue.ts`). A timer that throws is logged, never left to end the process: one
+ * bad dialog (a peer's odd message that slipped past the parser) must not cost every call.
  */
-export const realClock: Clock = {
-  now: () => performance.now(),
-  setTimer(ms, fire) {
-    const id = setTimeout(() => {
-      try {
-        fire();
-      } catch (error) {
-        log.error("A SIP timer failed: {error}", { error });
-      }
-    }, ms);
-    return () => clearTimeout(id);
-  },
-};
+export const realClock: Clock = new TimerQueue((error) =>
+  log.error("A SIP timer failed: {error}", { error })
+);
 
 /** A clock that only moves when told to; for tests of timer-driven state machines. */
 export class FakeClock implements Clock {
