@@ -77,7 +77,8 @@ export interface CallRecord {
   readonly traceId: string;
   readonly rtpPort: number;
   callerRtpAddr: string;
-  readonly dialplan: ResolveDialplanResponse;
+  /** Until `call.started` carries it; then dropped (a few hundred bytes per call up). */
+  dialplan: ResolveDialplanResponse | undefined;
   /** INVITE had no SDP: our offer went in the 200, the answer comes in the ACK. */
   readonly lateOffer: boolean;
   started: boolean;
@@ -354,9 +355,10 @@ export class CallOrchestrator implements CallController {
       callId: dialog.callId,
       fromUri: dialog.remoteUri,
       toUri: dialog.localUri,
-      dialplan: record.dialplan,
+      dialplan: record.dialplan as ResolveDialplanResponse,
       media: { callerRtpAddr: record.callerRtpAddr, serverRtpPort: record.rtpPort },
     }));
+    record.dialplan = undefined;
     span.end();
   }
 
