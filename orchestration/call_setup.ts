@@ -385,6 +385,8 @@ export class CallOrchestrator implements CallController {
     const key = this.endedByReason.has(reason) || this.endedByReason.size < 64 ? reason : "other";
     this.endedByReason.set(key, (this.endedByReason.get(key) ?? 0) + 1);
     log.info("Call ended: {reason}", { traceId: record.traceId, callId: dialog.callId, reason });
+    // CONTRACTS.md section 1: ReleasePort, then call.ended (neither waits for the other).
+    this.#track(this.#release(record.rtpPort, record.traceId));
     if (record.started) {
       this.#events.publish(callEnded({
         traceId: record.traceId,
@@ -393,7 +395,6 @@ export class CallOrchestrator implements CallController {
         media: { callerRtpAddr: record.callerRtpAddr, serverRtpPort: record.rtpPort },
       }));
     }
-    this.#track(this.#release(record.rtpPort, record.traceId));
   }
 
   answerReoffer(dialog: Dialog, offer: Uint8Array): Uint8Array | undefined {

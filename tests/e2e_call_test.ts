@@ -88,7 +88,11 @@ e2eTest("e2e - SIPp calls: setup, events, failure table, TerminateCall", skip, a
       assert.deepEqual(endedEvent.mediaInfo, started.mediaInfo);
       // One trace id per call: in every event and every gRPC call of it.
       assert.equal(new Set(events.map((e) => e.body.traceId)).size, 1);
-      const traced = backends.traceIds.filter((x) => x.traceId === started.traceId).map((x) => x.method);
+      // ReleasePort goes out with call.ended, through the gRPC client process: it may land after.
+      const tracedOf = () =>
+        backends.traceIds.filter((x) => x.traceId === started.traceId).map((x) => x.method);
+      await waitFor(() => tracedOf().includes("ReleasePort"), 3000);
+      const traced = tracedOf();
       assert.deepEqual(traced.sort(), [
         "AllocatePort",
         "FindUserByContact",
