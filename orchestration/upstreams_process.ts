@@ -2,7 +2,7 @@
  * The backend clients as the service uses them: the calls run in a supervised child
  * process (`upstreams_child.ts`), because a backend's GOAWAY can crash Deno's
  * `node:http2` client inside nghttp2 (denoland/deno#36788; a Node.js gRPC server
- * closing gracefully after 20 calls crashed a Deno grpc-js client in 4 runs of 5 here).
+ * closing gracefully after 20 to 300 calls crashed a Deno grpc-js client in 4 runs of 5 here).
  * A backend deploy must not end the calls that are up.
  *
  * If the child dies, it is started again (`supervised_child.ts`), and the calls it had:
