@@ -200,6 +200,10 @@ export class Upstreams {
   readonly deadlineMs: number;
   readonly mediaDeadlineMs: number;
   readonly #observe: GrpcCallObserver | undefined;
+  // Bound once: each call would otherwise bind its method anew.
+  readonly #resolveDialplan: Unary<ResolveDialplanRequest, ResolveDialplanResponse>;
+  readonly #allocatePort: Unary<{ callId: string }, AllocatePortResponse>;
+  readonly #releasePort: Unary<{ rtpPort: number }, ReleasePortResponse>;
 
   constructor(options: UpstreamOptions) {
     this.#observe = options.observe;
@@ -219,6 +223,9 @@ export class Upstreams {
     this.#user = options.userUrl === undefined
       ? undefined
       : new UserServiceClient(options.userUrl, creds, channelOptions(options.tls, "user-service"));
+    this.#resolveDialplan = this.#dialplan.resolveDialplan.bind(this.#dialplan);
+    this.#allocatePort = this.#media.allocatePort.bind(this.#media);
+    this.#releasePort = this.#media.releasePort.bind(this.#media);
   }
 
   resolveDialplan(
@@ -226,56 +233,37 @@ export class Upstreams {
     traceId: string,
     deadline: number = Date.now() + this.deadlineMs,
   ): Promise<ResolveDialplanResponse> {
-    return tracedCall<ResolveDialplanResponse>(
-      "dialplan",
-      "ResolveDialplan",
-      traceId,
-      this.#observe,
-      (traceparent, done) =>
-        this.relay(
-          { method: "resolveDialplan", request },
-          traceId,
-          traceparent,
-          deadline,
-          done as UnaryDone<unknown>,
-        ),
-    );
+    return this.#traced({ method: "resolveDialplan", request }, traceId, deadline);
   }
 
   async allocatePort(callId: string, traceId: string): Promise<number> {
-    const r = await tracedCall<AllocatePortResponse>(
-      "media",
-      "AllocatePort",
+    const r = await this.#traced<AllocatePortResponse>(
+      { method: "allocatePort", request: { callId } },
       traceId,
-      this.#observe,
-      (traceparent, done) =>
-        this.relay(
-          { method: "allocatePort", request: { callId } },
-          traceId,
-          traceparent,
-          0,
-          done as UnaryDone<unknown>,
-        ),
+      0,
     );
     return checkedPort(r.rtpPort);
   }
 
   async releasePort(rtpPort: number, traceId: string): Promise<boolean> {
-    const r = await tracedCall<ReleasePortResponse>(
-      "media",
-      "ReleasePort",
+    return (await this.#traced<ReleasePortResponse>(
+      { method: "releasePort", request: { rtpPort } },
+      traceId,
+      0,
+    ))
+      .success;
+  }
+
+  /** A call `relay` makes, under its client span and observed. */
+  #traced<Res>(call: RelayedCall, traceId: string, deadline: number): Promise<Res> {
+    const { service, name } = RELAYED_METHODS[call.method];
+    return tracedCall<Res>(
+      service,
+      name,
       traceId,
       this.#observe,
-      (traceparent, done) =>
-        this.relay(
-          { method: "releasePort", request: { rtpPort } },
-          traceId,
-          traceparent,
-          0,
-          done as UnaryDone<unknown>,
-        ),
+      (traceparent, done) => this.relay(call, traceId, traceparent, deadline, done as UnaryDone<unknown>),
     );
-    return r.success;
   }
 
   findUserByContact(contactValue: string, traceId: string): Promise<FindUserByContactResponse> {
@@ -307,34 +295,14 @@ export class Upstreams {
     deadline: number,
     done: UnaryDone<unknown>,
   ): void {
+    const media = deadline || Date.now() + this.mediaDeadlineMs;
     switch (call.method) {
       case "resolveDialplan":
-        return unary(
-          this.#dialplan.resolveDialplan.bind(this.#dialplan),
-          call.request,
-          traceId,
-          traceparent,
-          deadline,
-          done,
-        );
+        return unary(this.#resolveDialplan, call.request, traceId, traceparent, deadline, done);
       case "allocatePort":
-        return unary(
-          this.#media.allocatePort.bind(this.#media),
-          call.request,
-          traceId,
-          traceparent,
-          deadline || Date.now() + this.mediaDeadlineMs,
-          done,
-        );
+        return unary(this.#allocatePort, call.request, traceId, traceparent, media, done);
       case "releasePort":
-        return unary(
-          this.#media.releasePort.bind(this.#media),
-          call.request,
-          traceId,
-          traceparent,
-          deadline || Date.now() + this.mediaDeadlineMs,
-          done,
-        );
+        return unary(this.#releasePort, call.request, traceId, traceparent, media, done);
     }
   }
 
