@@ -86,7 +86,7 @@ e2eTest(
         [4, 4, 4],
         "every event of the four answered calls, none for the refused one",
       );
-      assert.equal(backends.ports.allocated.size, 0, "every port released");
+      assert.ok(await waitFor(() => backends.ports.allocated.size === 0, 3000), "every port released");
     } finally {
       await proxy.down();
     }

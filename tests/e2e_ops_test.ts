@@ -200,7 +200,10 @@ e2eTest(
         "call.ended",
         "call.started",
       ]);
-      const calls = backends.traceIds.filter((t) => t.traceId === traceId).map((t) => t.method).sort();
+      // ReleasePort goes out with call.ended, through the gRPC client process: it may land after.
+      const traced = () => backends.traceIds.filter((t) => t.traceId === traceId).map((t) => t.method);
+      await waitFor(() => traced().includes("ReleasePort"), 3000);
+      const calls = traced().sort();
       assert.deepEqual(
         calls,
         ["AllocatePort", "FindUserByContact", "ReleasePort", "ResolveDialplan"],
