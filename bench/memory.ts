@@ -24,6 +24,7 @@ if (gc === undefined) throw new Error("run with --v8-flags=--expose-gc");
 /** Keeps nothing of what it sends, like a socket. */
 class NullTransport implements SipTransport {
   readonly protocol = "UDP";
+  readonly reliable = false;
   readonly local: SipAddress = { hostname: "127.0.0.1", port: 5060 };
   lastToTag = "";
   send(bytes: Uint8Array): Promise<void> {
@@ -33,7 +34,9 @@ class NullTransport implements SipTransport {
     if (tag !== undefined && text.startsWith("SIP/2.0 200")) this.lastToTag = tag;
     return Promise.resolve();
   }
-  async *receive(): AsyncIterable<Datagram> {}
+  serve(_deliver: (message: Datagram) => void): Promise<void> {
+    return Promise.resolve();
+  }
   close(): Promise<void> {
     return Promise.resolve();
   }

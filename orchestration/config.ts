@@ -43,6 +43,8 @@ export interface ServiceConfig {
     readonly allowedSources: SourceAllowlist;
     /** Server / User-Agent value; empty: no such header. */
     readonly serverHeader: string;
+    /** SIP over TCP (on the UDP port) and TLS. */
+    readonly streams: SipStreamConfig;
   };
   readonly grpc: {
     readonly dialplanUrl: string | undefined;
@@ -75,6 +77,19 @@ export interface ServiceConfig {
    * the agent could not hear of them, and the outbox must not grow without bound.
    */
   readonly maxEventsPending: number;
+}
+
+export interface SipStreamConfig {
+  readonly maxConnections: number;
+  readonly maxConnectionsPerSource: number;
+  readonly idleTimeoutS: number;
+  /** SIP over TLS, when the certificate and key are set. */
+  readonly tls: {
+    readonly port: number;
+    readonly certPath: string;
+    readonly keyPath: string;
+    readonly caPath: string | undefined;
+  } | undefined;
 }
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -116,6 +131,13 @@ export const CONFIG_ENV_NAMES = [
   "SIP_SIGNALING_SERVICE_SERVER_HEADER",
   "SIP_SIGNALING_SERVICE_HTTP_LISTEN_ADDRESS",
   "SIP_SIGNALING_SERVICE_GRPC_LISTEN_ADDRESS",
+  "SIP_SIGNALING_SERVICE_TLS_PORT",
+  "SIP_SIGNALING_SERVICE_SIP_TLS_CERT_PATH",
+  "SIP_SIGNALING_SERVICE_SIP_TLS_KEY_PATH",
+  "SIP_SIGNALING_SERVICE_SIP_TLS_CA_PATH",
+  "SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS",
+  "SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS_PER_SOURCE",
+  "SIP_SIGNALING_SERVICE_TCP_IDLE_TIMEOUT_S",
   "LOG_LEVEL",
 ] as const;
 
@@ -173,6 +195,52 @@ function grpcTarget(name: Name, value: string | undefined): string | undefined {
     throw new ConfigError(name, `expected host:port, got "${value}"`);
   }
   return bare;
+}
+
+/** SIP over TCP and TLS (section 7.3): TLS needs the certificate and key together. */
+function streamConfig(env: ConfigEnv): SipStreamConfig {
+  const cert = env.SIP_SIGNALING_SERVICE_SIP_TLS_CERT_PATH || undefined;
+  const key = env.SIP_SIGNALING_SERVICE_SIP_TLS_KEY_PATH || undefined;
+  const ca = env.SIP_SIGNALING_SERVICE_SIP_TLS_CA_PATH || undefined;
+  if ((cert === undefined) !== (key === undefined)) {
+    const missing = cert === undefined
+      ? "SIP_SIGNALING_SERVICE_SIP_TLS_CERT_PATH"
+      : "SIP_SIGNALING_SERVICE_SIP_TLS_KEY_PATH";
+    throw new ConfigError(missing, "SIP over TLS needs the certificate and key paths together");
+  }
+  if (ca !== undefined && cert === undefined) {
+    throw new ConfigError(
+      "SIP_SIGNALING_SERVICE_SIP_TLS_CA_PATH",
+      "set with the SIP TLS certificate and key",
+    );
+  }
+  const port = integer("SIP_SIGNALING_SERVICE_TLS_PORT", env.SIP_SIGNALING_SERVICE_TLS_PORT, 5061, 0, 65535);
+  return {
+    maxConnections: integer(
+      "SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS",
+      env.SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS,
+      10_000,
+      1,
+      1_000_000,
+    ),
+    maxConnectionsPerSource: integer(
+      "SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS_PER_SOURCE",
+      env.SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS_PER_SOURCE,
+      256,
+      1,
+      1_000_000,
+    ),
+    idleTimeoutS: integer(
+      "SIP_SIGNALING_SERVICE_TCP_IDLE_TIMEOUT_S",
+      env.SIP_SIGNALING_SERVICE_TCP_IDLE_TIMEOUT_S,
+      300,
+      1,
+      86_400,
+    ),
+    tls: cert === undefined || key === undefined
+      ? undefined
+      : { port, certPath: cert, keyPath: key, caPath: ca },
+  };
 }
 
 /** Options that come from the command line, not the environment. */
@@ -291,6 +359,7 @@ export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceCon
       minSE,
       allowedSources,
       serverHeader,
+      streams: streamConfig(env),
     },
     grpc: {
       dialplanUrl,

@@ -1,11 +1,11 @@
 /**
- * The service wired together: UDP transport -> SIP endpoint (codec, transactions) ->
+ * The service wired together: UDP, TCP and TLS transports -> SIP endpoint (codec, transactions) ->
  * UAS core -> dialogs -> call orchestrator (dialplan/media backends, events), plus
  * the TerminateCall gRPC server and the HTTP health/metrics endpoint. `shutdown()`
  * takes it apart in reverse. main.ts reads the environment and calls this.
  */
 import { getLogger } from "@logtape/logtape";
-import { SipEndpoint, UasCore, UdpTransport } from "../sip/mod.ts";
+import { SipEndpoint, UasCore } from "../sip/mod.ts";
 import { DialogManager } from "../sip/dialog.ts";
 import { redactUrl, type ServiceConfig } from "./config.ts";
 import type { MutualTls } from "./grpc.ts";
@@ -17,6 +17,9 @@ import { SignalingServerProcess } from "./signaling_relay.ts";
 import { startHttpServer } from "./http.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { Readiness } from "./readiness.ts";
+import { openSipTransports } from "./sip_transports.ts";
+import { hostPort, listening, listeningAsync } from "./listen.ts";
+export { ListenError } from "./listen.ts";
 
 const log = getLogger(["main"]);
 
@@ -33,7 +36,9 @@ export interface ServiceOptions {
 }
 
 export interface SignalingService {
+  /** UDP and TCP. */
   readonly sipPort: number;
+  readonly tlsPort: number | undefined;
   readonly grpcPort: number;
   readonly httpPort: number;
   /**
@@ -47,39 +52,6 @@ export interface SignalingService {
    * releases and event confirms, closes the sockets.
    */
   shutdown(): Promise<void>;
-}
-
-/** A socket the service could not open; the message names the setting to change. */
-export class ListenError extends Error {
-  override readonly name = "ListenError";
-  constructor(readonly setting: string, address: string, cause: unknown) {
-    const why = cause instanceof Deno.errors.AddrInUse
-      ? "address already in use"
-      : cause instanceof Error
-      ? cause.message.split("\n")[0]
-      : String(cause);
-    super(`${setting}: cannot listen on ${address}: ${why}`, { cause });
-  }
-}
-
-function listening<T>(setting: string, address: string, open: () => T): T {
-  try {
-    return open();
-  } catch (error) {
-    throw new ListenError(setting, address, error);
-  }
-}
-
-async function listeningAsync<T>(setting: string, address: string, open: () => Promise<T>): Promise<T> {
-  try {
-    return await open();
-  } catch (error) {
-    throw new ListenError(setting, address, error);
-  }
-}
-
-function hostPort(host: string, port: number): string {
-  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 export async function startSignalingService(
@@ -114,12 +86,9 @@ export async function startSignalingService(
     events = new ConsoleEventSink();
   }
 
-  const transport = listening(
-    "SIP_SIGNALING_SERVICE_SIP_PORT",
-    hostPort(config.sip.listenAddress, config.sip.port),
-    () => UdpTransport.listen({ hostname: config.sip.listenAddress, port: config.sip.port }),
-  );
-  const endpoint = new SipEndpoint(transport, {
+  const transports = await openSipTransports(config.sip);
+  const transport = transports.udp;
+  const endpoint = new SipEndpoint(transports.all, {
     timers: config.sip,
     allowedSources: config.sip.allowedSources,
     onInviteAnswered: (status, ms) => metrics.inviteAnswered(status, ms),
@@ -190,8 +159,9 @@ export async function startSignalingService(
     drainTimeoutS: config.drainTimeoutS,
   });
 
-  log.info("SIP signaling ready on udp {sip}, gRPC {grpc}, HTTP {http}; events to {bus}", {
+  log.info("SIP signaling ready on udp and tcp {sip}{tls}, gRPC {grpc}, HTTP {http}; events to {bus}", {
     sip: `${transport.local.hostname}:${transport.local.port}`,
+    tls: transports.tls === undefined ? "" : `, tls ${transports.tls.local.port}`,
     grpc: signaling.port,
     http: http.port,
     bus: config.rabbitmqUrl === undefined ? "stdout" : redactUrl(config.rabbitmqUrl),
@@ -200,6 +170,7 @@ export async function startSignalingService(
 
   return {
     sipPort: transport.local.port,
+    tlsPort: transports.tls?.local.port,
     grpcPort: signaling.port,
     httpPort: http.port,
     async drain(interrupt) {

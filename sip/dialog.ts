@@ -20,7 +20,14 @@ import type { SipEndpoint } from "./endpoint.ts";
 import type { ServerInviteTransaction } from "./transaction_server_invite.ts";
 import type { ServerTransaction } from "./transaction_layer.ts";
 import { randomTag, type UasHandler } from "./uas_core.ts";
-import { bareHost, formatHost, type SipAddress } from "./transport.ts";
+import {
+  bareHost,
+  defaultPort,
+  formatHost,
+  isReliable,
+  type SipAddress,
+  type TransportName,
+} from "./transport.ts";
 
 /**
  * Why a call ended, as published in `call.ended`: "normal_clearing" (BYE received),
@@ -30,7 +37,10 @@ import { bareHost, formatHost, type SipAddress } from "./transport.ts";
 export type EndReason = string;
 
 export interface DialogOptions {
-  /** Address and port for our Contact (the instance that owns the dialog). */
+  /**
+   * Address and port for our Contact (the instance that owns the dialog); UDP and TCP
+   * share the port, TLS takes the endpoint's TLS port.
+   */
   readonly contactHost: string;
   readonly contactPort: number;
   /** Session interval offered when the caller names none, seconds. */
@@ -120,7 +130,10 @@ export class Dialog {
   readonly routeSet: readonly string[];
   /** The INVITE's CSeq number (the ACK for our 2xx carries it, section 13.2.2.4). */
   readonly inviteCSeq: number;
+  /** Where the INVITE came from: its transport and, over a stream, its connection. */
   readonly source: SipAddress;
+  /** Our Contact value in this dialog (section 12.1.1), with the transport it was set up on. */
+  readonly contact: string;
   state: DialogState = "setup";
   remoteCSeq: number;
   localCSeq = 0;
@@ -131,14 +144,15 @@ export class Dialog {
   /** Timers by name: "2xx", "ack-timeout", "session", "max-duration". */
   readonly timers = new Map<string, CancelTimer>();
 
-  constructor(invite: SipRequest, localTag: string, source: SipAddress) {
+  constructor(invite: SipRequest, localTag: string, source: SipAddress, contact: string) {
     this.callId = invite.callId;
+    this.contact = contact;
     this.localTag = localTag;
     this.remoteTag = tagOf(invite.from) ?? "";
     this.remoteUri = invite.from.uri;
     this.localUri = invite.to.uri;
-    const contact = headerValues(invite.headers, "Contact")[0];
-    this.remoteTarget = contact === undefined ? invite.from.uri : parseNameAddr(contact).uri;
+    const remoteContact = headerValues(invite.headers, "Contact")[0];
+    this.remoteTarget = remoteContact === undefined ? invite.from.uri : parseNameAddr(remoteContact).uri;
     this.routeSet = headerValues(invite.headers, "Record-Route");
     this.inviteCSeq = invite.cseq.seq;
     this.source = source;
@@ -263,14 +277,11 @@ export class DialogManager implements UasHandler {
   accept(call: IncomingCall, sdp: Uint8Array): Dialog | undefined {
     if (this.#callIds.get(call.callId) !== call) return undefined;
     const request = call.request;
-    const dialog = new Dialog(request, randomTag(), call.source);
+    const dialog = new Dialog(request, randomTag(), call.source, this.#contactFor(call.source, request.uri));
     const headers: SipHeader[] = [
       // Section 12.1.1: Record-Route is copied into the 2xx as received.
       ...request.headers.filter((h) => canonicalHeaderName(h.name) === "Record-Route"),
-      {
-        name: "Contact",
-        value: `<sip:${formatHost(this.#options.contactHost)}:${this.#options.contactPort}>`,
-      },
+      { name: "Contact", value: dialog.contact },
       { name: "Allow", value: this.#options.allow.join(", ") },
       { name: "Supported", value: "timer" },
       ...this.#sessionHeaders(dialog, request),
@@ -456,10 +467,7 @@ export class DialogManager implements UasHandler {
       body = this.#controller?.answerReoffer(dialog, new Uint8Array(0));
     }
     const headers: SipHeader[] = [
-      {
-        name: "Contact",
-        value: `<sip:${formatHost(this.#options.contactHost)}:${this.#options.contactPort}>`,
-      },
+      { name: "Contact", value: dialog.contact },
       ...this.#sessionHeaders(dialog, request),
       ...this.#identity("Server"),
     ];
@@ -480,28 +488,73 @@ export class DialogManager implements UasHandler {
     }
   }
 
-  /** Where in-dialog requests go: first Route if any (loose routing), else the remote target. */
+  /**
+   * Our Contact for a dialog set up over `source` (section 12.1.1): the transport named
+   * so the far side (or the gateway's record-route) comes back on it; `sips:` when the
+   * request was for a `sips:` URI (section 26.2).
+   */
+  #contactFor(source: SipAddress, requestUri: string): string {
+    const host = formatHost(this.#options.contactHost);
+    switch (source.transport) {
+      case "TCP":
+        return `<sip:${host}:${this.#options.contactPort};transport=tcp>`;
+      case "TLS": {
+        const port = this.#endpoint.transportFor("TLS")?.local.port ?? defaultPort("TLS");
+        return requestUri.toLowerCase().startsWith("sips:")
+          ? `<sips:${host}:${port}>`
+          : `<sip:${host}:${port};transport=tls>`;
+      }
+      default:
+        return `<sip:${host}:${this.#options.contactPort}>`;
+    }
+  }
+
+  /**
+   * Where in-dialog requests go (section 12.2.1.1): to the first Route if any (loose
+   * routing), else the remote target, over the transport its URI names (`sips:` is TLS,
+   * `;transport=`), or the dialog's own. A dialog set up over a stream sends on its
+   * connection while that is up; the transport opens a new one to the hop when not.
+   */
   #nextHop(dialog: Dialog): SipAddress {
     const first = dialog.routeSet[0];
     const target = first === undefined ? dialog.remoteTarget : parseNameAddr(first).uri;
+    let hop: SipAddress = dialog.source;
     try {
       const uri = parseUri(target);
       const maddr = paramValue(uri.params, "maddr");
       const host = bareHost(maddr !== undefined && maddr !== "" ? maddr : uri.host);
-      if (/^[\d.]+$/.test(host) || host.includes(":")) return { hostname: host, port: uri.port ?? 5060 };
+      const named = paramValue(uri.params, "transport")?.toUpperCase();
+      const transport: TransportName = uri.scheme === "sips"
+        ? "TLS"
+        : named === "UDP" || named === "TCP" || named === "TLS"
+        ? named
+        : dialog.source.transport ?? "UDP";
+      if (/^[\d.]+$/.test(host) || host.includes(":")) {
+        const port = uri.port ?? defaultPort(transport);
+        hop = transport === "UDP" ? { hostname: host, port } : { hostname: host, port, transport };
+      }
     } catch {
       // Not a SIP URI we can route on: fall back to where the INVITE came from.
     }
-    return dialog.source;
+    const connection = dialog.source.connection;
+    if (isReliable(hop) && hop.transport === dialog.source.transport && connection !== undefined) {
+      return { ...hop, connection };
+    }
+    return hop;
   }
 
   #sendRequest(dialog: Dialog, method: string, extra: readonly SipHeader[] = []) {
     dialog.localCSeq = dialog.localCSeq === 0 ? 1 : dialog.localCSeq + 1;
-    const local = this.#endpoint.transport.local;
+    const hop = this.#nextHop(dialog);
+    const protocol = hop.transport ?? "UDP";
+    const transport = this.#endpoint.transportFor(protocol) ?? this.#endpoint.transport;
+    const port = protocol === "TLS"
+      ? transport.local.port
+      : this.#options.contactPort || transport.local.port;
     const via = formatVia({
-      transport: this.#endpoint.transport.protocol,
+      transport: transport.protocol,
       host: formatHost(this.#options.contactHost),
-      port: this.#options.contactPort || local.port,
+      port,
       params: [{ name: "branch", value: `z9hG4bK${randomTag()}` }, { name: "rport" }],
     });
     const headers: SipHeader[] = [
@@ -520,7 +573,7 @@ export class DialogManager implements UasHandler {
       ...this.#identity("User-Agent"),
     ];
     const request = buildRequest({ method, uri: dialog.remoteTarget, headers });
-    return this.#endpoint.transactions.sendRequest(request, this.#nextHop(dialog));
+    return this.#endpoint.transactions.sendRequest(request, hop);
   }
 
   /** Sends BYE in the dialog (section 15.1.1); resolves with the final status, or undefined on timeout. */

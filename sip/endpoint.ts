@@ -14,7 +14,13 @@ import { type Param, paramValue, type SipMessage, type SipRequest, type Via } fr
 import { interpretFrame, isKeepAlive, parseFrame, type ParseLimits, type SipFrame } from "./parse.ts";
 import { replaceTopVia } from "./build.ts";
 import { responseDestination, TransactionLayer, type TransactionUser } from "./transaction_layer.ts";
-import { bareHost, type SipAddress, type SipTransport } from "./transport.ts";
+import {
+  bareHost,
+  type Datagram,
+  type SipAddress,
+  type SipTransport,
+  type TransportName,
+} from "./transport.ts";
 import type { SourceAllowlist } from "./source_allowlist.ts";
 
 const log = getLogger(["sip", "endpoint"]);
@@ -102,7 +108,9 @@ function withoutControls(value: string): string {
 }
 
 export class SipEndpoint implements AsyncDisposable {
+  /** The first transport given (UDP in the service). */
   readonly transport: SipTransport;
+  readonly #transports = new Map<TransportName, SipTransport>();
   readonly transactions: TransactionLayer;
   readonly counters: EndpointCounters = {
     datagramsReceived: 0,
@@ -123,8 +131,12 @@ export class SipEndpoint implements AsyncDisposable {
   #loop: Promise<void> | undefined;
   #closed = false;
 
-  constructor(transport: SipTransport, options: EndpointOptions = {}) {
-    this.transport = transport;
+  /** `transports`: one per protocol; the first is `transport`. */
+  constructor(transports: SipTransport | readonly SipTransport[], options: EndpointOptions = {}) {
+    const list = Array.isArray(transports) ? transports : [transports as SipTransport];
+    if (list.length === 0) throw new Error("SipEndpoint needs a transport");
+    this.transport = list[0]!;
+    for (const t of list) this.#transports.set(t.protocol, t);
     this.#limits = options.limits ?? {};
     this.#allowed = options.allowedSources;
     this.#parseErrorLog = new LogRateLimit(options.parseErrorLogsPerSecond ?? 5);
@@ -142,36 +154,79 @@ export class SipEndpoint implements AsyncDisposable {
     return this.#loop !== undefined && !this.#closed;
   }
 
-  /** Starts the receive loop, delivering to `user`. */
+  /** The transport of a protocol, if we speak it. */
+  transportFor(protocol: TransportName): SipTransport | undefined {
+    return this.#transports.get(protocol);
+  }
+
+  /** Every transport, UDP first. */
+  get transports(): SipTransport[] {
+    return [...this.#transports.values()];
+  }
+
+  /** Starts every transport's receive loop, delivering to `user`. */
   start(user: TransactionUser): void {
     if (this.#loop !== undefined) throw new Error("SipEndpoint already started");
     this.transactions.setUser(user);
-    this.#loop = this.#run();
+    const deliver = (message: Datagram) => this.#deliver(message);
+    this.#loop = Promise.all(this.transports.map((t) => t.serve(deliver))).then(() => {});
   }
 
-  /** Sends bytes; counts and rethrows failures. */
+  /** Sends bytes over the destination's transport; counts and rethrows failures. */
   async send(bytes: Uint8Array, destination: SipAddress): Promise<void> {
     try {
-      await this.transport.send(bytes, destination);
+      const transport = this.#transports.get(destination.transport ?? "UDP");
+      if (transport === undefined) {
+        throw new Deno.errors.NotSupported(`no ${destination.transport} transport`);
+      }
+      await transport.send(bytes, destination);
     } catch (error) {
       this.counters.sendErrors++;
       throw error;
     }
   }
 
-  async #run(): Promise<void> {
-    for await (const datagram of this.transport.receive()) {
-      this.counters.datagramsReceived++;
-      try {
-        this.receive(datagram.bytes, datagram.source);
-      } catch (error) {
-        this.counters.handlerErrors++;
-        log.error("Error handling a datagram from {source}: {error}", {
-          source: `${datagram.source.hostname}:${datagram.source.port}`,
-          error,
-        });
-      }
+  #deliver(message: Datagram): void {
+    this.counters.datagramsReceived++;
+    try {
+      if (message.refused === undefined) this.receive(message.bytes, message.source);
+      else this.#refused(message.bytes, message.source, message.refused);
+    } catch (error) {
+      this.counters.handlerErrors++;
+      log.error("Error handling a message from {source}: {error}", {
+        source: `${message.source.hostname}:${message.source.port}`,
+        error,
+      });
     }
+  }
+
+  /**
+   * A message a stream could not frame (RFC 3261 section 18.3): counted as a drop
+   * (`oversize` for 513), logged sparingly, and a request whose header section was read
+   * is answered with the status (400 without Content-Length, 513 too large).
+   */
+  #refused(header: Uint8Array, source: SipAddress, refused: NonNullable<Datagram["refused"]>): void {
+    if (this.#allowed !== undefined && !this.#allowed.allows(source.hostname)) {
+      this.#notAllowed(source);
+      return;
+    }
+    this.#parseError(
+      new SipParseError(refused.status === 513 ? "too-large" : "bad-content-length", refused.reason),
+      source,
+    );
+    if (header.length === 0) return;
+    let frame: SipFrame;
+    try {
+      frame = parseFrame(header, this.#limits, true);
+    } catch {
+      return;
+    }
+    this.#answerStatelessly(
+      frame,
+      refused.status,
+      refused.status === 513 ? "Message Too Large" : refused.reason,
+      source,
+    );
   }
 
   /** Handles one datagram (public for tests that feed bytes directly). */
@@ -242,14 +297,6 @@ export class SipEndpoint implements AsyncDisposable {
    */
   #answerBadRequest(frame: SipFrame, error: unknown, source: SipAddress): void {
     if (!(error instanceof SipParseError)) return;
-    const method = /^([^ ]+) /.exec(frame.startLine)?.[1];
-    if (method === undefined || frame.startLine.startsWith("SIP/") || method === "ACK") return;
-    let top: Via;
-    try {
-      top = parseVia(splitHeaderList(headerValue(frame.headers, "Via") ?? "")[0] ?? "");
-    } catch {
-      return; // Cannot route a response.
-    }
     const status = error.code === "bad-version" ? 505 : 400;
     const reason = status === 505
       ? "Version Not Supported"
@@ -258,6 +305,19 @@ export class SipEndpoint implements AsyncDisposable {
       : error.header !== undefined
       ? `Bad ${error.header} Header`
       : "Bad Request Line";
+    this.#answerStatelessly(frame, status, reason, source);
+  }
+
+  /** A stateless answer to a request we cannot take, if it is one and its top Via routes it. */
+  #answerStatelessly(frame: SipFrame, status: number, reason: string, source: SipAddress): void {
+    const method = /^([^ ]+) /.exec(frame.startLine)?.[1];
+    if (method === undefined || frame.startLine.startsWith("SIP/") || method === "ACK") return;
+    let top: Via;
+    try {
+      top = parseVia(splitHeaderList(headerValue(frame.headers, "Via") ?? "")[0] ?? "");
+    } catch {
+      return; // Cannot route a response.
+    }
     let head = `SIP/2.0 ${status} ${reason}\r\n`;
     let firstVia = true;
     for (const h of frame.headers) {
@@ -275,7 +335,9 @@ export class SipEndpoint implements AsyncDisposable {
     }
     head += "Content-Length: 0\r\n\r\n";
     this.counters.badRequestsAnswered++;
-    this.send(new TextEncoder().encode(head), responseDestination(stampVia(top, source))).catch(() => {});
+    this.send(new TextEncoder().encode(head), responseDestination(stampVia(top, source), source)).catch(
+      () => {},
+    );
   }
 
   /** Stops receiving, ends every transaction, closes the transport. Idempotent. */
@@ -283,7 +345,7 @@ export class SipEndpoint implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     this.transactions.close();
-    await this.transport.close();
+    await Promise.all(this.transports.map((t) => t.close()));
     await this.#loop;
   }
 

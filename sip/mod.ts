@@ -36,10 +36,24 @@ export { buildRequest, buildResponse, reasonPhrase, replaceTopVia } from "./buil
 export type { RequestInit, ResponseOptions } from "./build.ts";
 export { DEFAULT_TIMERS, FakeClock, realClock } from "./clock.ts";
 export type { CancelTimer, Clock, TimerValues } from "./clock.ts";
-export { bareHost, formatHost } from "./transport.ts";
-export type { Datagram, SipAddress, SipTransport } from "./transport.ts";
+export { bareHost, defaultPort, formatHost, isReliable } from "./transport.ts";
+export type { Datagram, SipAddress, SipTransport, TransportName } from "./transport.ts";
 export { UdpTransport } from "./transport_udp.ts";
 export type { UdpTransportOptions } from "./transport_udp.ts";
+export { DEFAULT_STREAM_LIMITS, StreamTransport } from "./transport_stream.ts";
+export type {
+  ConnectionClosure,
+  ConnectionRefusal,
+  StreamCounters,
+  StreamLimits,
+  StreamSocket,
+} from "./transport_stream.ts";
+export { TcpTransport } from "./transport_tcp.ts";
+export type { TcpTransportOptions } from "./transport_tcp.ts";
+export { TlsTransport } from "./transport_tls.ts";
+export type { TlsTransportOptions } from "./transport_tls.ts";
+export { DEFAULT_FRAMER_LIMITS, StreamFramer } from "./stream_framer.ts";
+export type { Frame, FramerLimits } from "./stream_framer.ts";
 export type { TerminationReason } from "./transaction.ts";
 export { ServerInviteTransaction } from "./transaction_server_invite.ts";
 export type { ServerInviteState } from "./transaction_server_invite.ts";

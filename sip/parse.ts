@@ -63,8 +63,12 @@ export function isKeepAlive(bytes: Uint8Array): boolean {
   return true;
 }
 
-/** Splits bytes into start line, unfolded header lines and body. */
-export function parseFrame(bytes: Uint8Array, limits: ParseLimits = {}): SipFrame {
+/**
+ * Splits bytes into start line, unfolded header lines and body. `headerOnly`: the bytes
+ * are a header section whose body was not read (a stream refused it), so Content-Length
+ * is not checked against them and the body is empty.
+ */
+export function parseFrame(bytes: Uint8Array, limits: ParseLimits = {}, headerOnly = false): SipFrame {
   const maxBytes = limits.maxMessageBytes ?? DEFAULT_PARSE_LIMITS.maxMessageBytes;
   const maxHeaders = limits.maxHeaders ?? DEFAULT_PARSE_LIMITS.maxHeaders;
   const maxLine = limits.maxLineLength ?? DEFAULT_PARSE_LIMITS.maxLineLength;
@@ -138,7 +142,9 @@ export function parseFrame(bytes: Uint8Array, limits: ParseLimits = {}): SipFram
   flush();
   const rest = bytes.subarray(bodyStart);
   let body: Uint8Array;
-  if (contentLength === undefined) {
+  if (headerOnly) {
+    body = new Uint8Array(0);
+  } else if (contentLength === undefined) {
     body = rest.slice(); // UDP: the body runs to the end of the datagram (18.3).
   } else if (contentLength > rest.length) {
     throw new SipParseError(

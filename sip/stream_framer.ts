@@ -18,7 +18,8 @@ export interface FramerLimits {
   readonly maxBodyBytes: number;
 }
 
-export const DEFAULT_FRAMER_LIMITS: FramerLimits = { maxHeaderBytes: 16 * 1024, maxBodyBytes: 64 * 1024 };
+/** 16 KiB of header and 32 KiB of body stay under the parser's 64 KiB message limit. */
+export const DEFAULT_FRAMER_LIMITS: FramerLimits = { maxHeaderBytes: 16 * 1024, maxBodyBytes: 32 * 1024 };
 
 export type Frame =
   /** One whole message: header section and exactly Content-Length body bytes. */

@@ -4,17 +4,15 @@
  */
 import type { CancelTimer, Clock, TimerValues } from "./clock.ts";
 import type { SipRequest } from "./message.ts";
-import type { SipAddress } from "./transport.ts";
+import { isReliable, type SipAddress } from "./transport.ts";
 
 export interface TransactionContext {
   readonly clock: Clock;
   readonly timers: TimerValues;
-  /** Reliable transports get no retransmission timers (section 17.1.1.2, 17.2.1). */
-  readonly reliable: boolean;
   readonly send: (bytes: Uint8Array, destination: SipAddress) => Promise<void>;
-  /** An INVITE server transaction sent its final response, `ms` after the INVITE arrived. */
   /** Counts shared by every transaction of the layer. */
   readonly stats: { retransmissionsSent: number };
+  /** An INVITE server transaction sent its final response, `ms` after the INVITE arrived. */
   readonly onInviteAnswered?: ((request: SipRequest, status: number, ms: number) => void) | undefined;
 }
 
@@ -47,9 +45,16 @@ export abstract class Transaction {
   #terminated = false;
   #onTerminated: ((reason: TerminationReason) => void)[] = [];
 
-  protected constructor(key: string, ctx: TransactionContext) {
+  /**
+   * Over a stream (TCP, TLS): no retransmission timers (sections 17.1.1.2, 17.2.1), and
+   * zero for timers I, J and K, which only absorb retransmissions.
+   */
+  protected readonly reliable: boolean;
+
+  protected constructor(key: string, ctx: TransactionContext, destination: SipAddress) {
     this.key = key;
     this.ctx = ctx;
+    this.reliable = isReliable(destination);
   }
 
   /** Names of the timers currently armed (for tests and diagnostics). */

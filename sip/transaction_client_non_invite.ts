@@ -36,7 +36,7 @@ export class ClientNonInviteTransaction extends Transaction {
   #reject!: (error: Error) => void;
 
   constructor(key: string, request: SipRequest, destination: SipAddress, ctx: TransactionContext) {
-    super(key, ctx);
+    super(key, ctx, destination);
     this.request = request;
     this.destination = destination;
     this.#bytes = serializeMessage(request);
@@ -56,7 +56,7 @@ export class ClientNonInviteTransaction extends Transaction {
   /** Sends the request and arms E (unreliable transports) and F. */
   start(): void {
     this.transmit(this.#bytes, this.destination);
-    if (!this.ctx.reliable) this.arm("E", this.#intervalE, () => this.#timerE());
+    if (!this.reliable) this.arm("E", this.#intervalE, () => this.#timerE());
     this.arm("F", 64 * this.ctx.timers.t1, () => {
       this.#reject(new TransactionTimeoutError(`No final response to ${this.request.method} (Timer F)`));
       this.terminate("timeout");
@@ -73,7 +73,7 @@ export class ClientNonInviteTransaction extends Transaction {
     this.disarm("E");
     this.disarm("F");
     this.#resolve(response);
-    this.arm("K", this.ctx.reliable ? 0 : this.ctx.timers.t4, () => this.terminate());
+    this.arm("K", this.reliable ? 0 : this.ctx.timers.t4, () => this.terminate());
   }
 
   protected transportError(): void {

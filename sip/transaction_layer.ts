@@ -17,7 +17,7 @@ import { ClientNonInviteTransaction } from "./transaction_client_non_invite.ts";
 import { ServerInviteTransaction } from "./transaction_server_invite.ts";
 import { ServerNonInviteTransaction } from "./transaction_server_non_invite.ts";
 import type { TransactionContext } from "./transaction.ts";
-import { bareHost, type SipAddress } from "./transport.ts";
+import { bareHost, defaultPort, isReliable, type SipAddress } from "./transport.ts";
 
 export type ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction;
 
@@ -33,7 +33,6 @@ export interface TransactionLayerOptions {
   readonly send: (bytes: Uint8Array, destination: SipAddress) => Promise<void>;
   readonly clock?: Clock;
   readonly timers?: TimerValues;
-  readonly reliable?: boolean;
   /**
    * Each new INVITE (no To-tag) answered with a final status, `ms` after it arrived:
    * for `sip_signaling_invites_total` and `sip_signaling_setup_duration_seconds`.
@@ -78,10 +77,21 @@ export function clientTransactionKey(message: SipRequest | SipResponse): string 
 }
 
 /**
- * Where a response goes (section 18.2.2, RFC 3581 section 4): maddr if present, else
- * the `received` address (or sent-by host) at the `rport` (or sent-by port).
+ * Where a response goes (section 18.2.2, RFC 3581 section 4). A request that came over
+ * a stream is answered on its connection; when that has closed, over a new one to the
+ * `received` address (or sent-by host) at the sent-by port. Over UDP: maddr if present,
+ * else the `received` address (or sent-by host) at the `rport` (or sent-by port).
  */
-export function responseDestination(via: Via): SipAddress {
+export function responseDestination(via: Via, source?: SipAddress): SipAddress {
+  if (source !== undefined && isReliable(source)) {
+    const received = paramValue(via.params, "received");
+    const address: SipAddress = {
+      hostname: bareHost(received !== undefined && received !== "" ? received : via.host),
+      port: via.port ?? defaultPort(source.transport),
+      transport: source.transport ?? "TCP",
+    };
+    return source.connection === undefined ? address : { ...address, connection: source.connection };
+  }
   const maddr = paramValue(via.params, "maddr");
   if (maddr !== undefined && maddr !== "") {
     return { hostname: bareHost(maddr), port: via.port ?? SIP_PORT };
@@ -107,7 +117,6 @@ export class TransactionLayer {
       send: options.send,
       clock: options.clock ?? realClock,
       timers: options.timers ?? DEFAULT_TIMERS,
-      reliable: options.reliable ?? false,
       stats: { retransmissionsSent: 0 },
       onInviteAnswered: options.onInviteAnswered === undefined ? undefined : (request, status, ms) => {
         if (tagOf(request.to) === undefined) options.onInviteAnswered?.(status, ms);
@@ -156,7 +165,7 @@ export class TransactionLayer {
       existing.receiveRetransmission();
       return;
     }
-    const destination = responseDestination(request.via[0] as Via);
+    const destination = responseDestination(request.via[0] as Via, source);
     const tx = request.method === "INVITE"
       ? new ServerInviteTransaction(key, request, destination, this.#ctx)
       : new ServerNonInviteTransaction(key, request, destination, this.#ctx);

@@ -27,7 +27,7 @@ export class ServerInviteTransaction extends Transaction {
   readonly #receivedAt: number;
 
   constructor(key: string, request: SipRequest, destination: SipAddress, ctx: TransactionContext) {
-    super(key, ctx);
+    super(key, ctx, destination);
     this.#request = request;
     this.destination = destination;
     this.#intervalG = ctx.timers.t1;
@@ -57,7 +57,7 @@ export class ServerInviteTransaction extends Transaction {
           this.arm("L", 64 * this.ctx.timers.t1, () => this.terminate());
         } else {
           this.#state = "completed";
-          if (!this.ctx.reliable) this.arm("G", this.#intervalG, () => this.#timerG());
+          if (!this.reliable) this.arm("G", this.#intervalG, () => this.#timerG());
           this.arm("H", 64 * this.ctx.timers.t1, () => this.terminate("timeout"));
         }
         return;
@@ -85,7 +85,7 @@ export class ServerInviteTransaction extends Transaction {
         this.#state = "confirmed";
         this.disarm("G");
         this.disarm("H");
-        this.arm("I", this.ctx.reliable ? 0 : this.ctx.timers.t4, () => this.terminate());
+        this.arm("I", this.reliable ? 0 : this.ctx.timers.t4, () => this.terminate());
         return true;
       case "confirmed":
         return true;

@@ -20,7 +20,7 @@ export class ServerNonInviteTransaction extends Transaction {
   #lastBytes: Uint8Array | undefined;
 
   constructor(key: string, request: SipRequest, destination: SipAddress, ctx: TransactionContext) {
-    super(key, ctx);
+    super(key, ctx, destination);
     this.#request = request;
     this.destination = destination;
   }
@@ -44,7 +44,7 @@ export class ServerNonInviteTransaction extends Transaction {
     }
     this.#state = "completed";
     this.#request = compactRequest(this.#request);
-    this.arm("J", this.ctx.reliable ? 0 : 64 * this.ctx.timers.t1, () => this.terminate());
+    this.arm("J", this.reliable ? 0 : 64 * this.ctx.timers.t1, () => this.terminate());
   }
 
   /** A retransmission of the request: absorbed in trying, answered again after. */

@@ -16,6 +16,7 @@ const MAX_DATAGRAM = 65507;
 
 export class UdpTransport implements SipTransport {
   readonly protocol = "UDP";
+  readonly reliable = false;
   readonly local: SipAddress;
   #socket: Deno.DatagramConn;
   #closed = false;
@@ -47,7 +48,7 @@ export class UdpTransport implements SipTransport {
     });
   }
 
-  async *receive(): AsyncIterable<Datagram> {
+  async serve(deliver: (message: Datagram) => void): Promise<void> {
     while (!this.#closed) {
       let received: [Uint8Array, Deno.Addr];
       try {
@@ -61,7 +62,7 @@ export class UdpTransport implements SipTransport {
       const [view, addr] = received;
       const net = addr as Deno.NetAddr;
       // A copy of exactly the datagram: the buffer is reused by the next receive.
-      yield { bytes: view.slice(), source: { hostname: net.hostname, port: net.port } };
+      deliver({ bytes: view.slice(), source: { hostname: net.hostname, port: net.port } });
     }
   }
 

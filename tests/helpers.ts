@@ -22,6 +22,7 @@ import type { EventPublisher } from "../orchestration/events.ts";
 /** A transport that records what is sent and can be told to fail. */
 export class MemoryTransport implements SipTransport {
   readonly protocol = "UDP";
+  readonly reliable = false;
   readonly local: SipAddress = { hostname: "127.0.0.1", port: 5060 };
   /** Parseable messages sent, in order. */
   readonly sent: { message: SipMessage; destination: SipAddress }[] = [];
@@ -39,7 +40,9 @@ export class MemoryTransport implements SipTransport {
     }
     return Promise.resolve();
   }
-  async *receive(): AsyncIterable<Datagram> {}
+  serve(_deliver: (message: Datagram) => void): Promise<void> {
+    return Promise.resolve();
+  }
   close(): Promise<void> {
     return Promise.resolve();
   }
