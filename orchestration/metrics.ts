@@ -9,7 +9,7 @@
  * `sip/` knows nothing of Prometheus. Histograms are observed as events happen.
  */
 import client from "prom-client";
-import type { SipEndpoint } from "../sip/mod.ts";
+import { type SipEndpoint, StreamTransport } from "../sip/mod.ts";
 import type { DialogManager } from "../sip/dialog.ts";
 import type { CallOrchestrator } from "./call_setup.ts";
 import type { EventPublisher } from "./events.ts";
@@ -214,7 +214,7 @@ export class ServiceMetrics {
 
     // Beyond the contract: what an operator looks at when the above says something is wrong.
     const sip = [
-      ["datagramsReceived", "datagrams_received_total", "UDP datagrams received"],
+      ["datagramsReceived", "datagrams_received_total", "UDP datagrams and TCP/TLS messages received"],
       ["keepAlives", "keep_alives_total", "CRLF keep-alives received"],
       ["requestsReceived", "requests_received_total", "SIP requests received"],
       ["responsesReceived", "responses_received_total", "SIP responses received"],
@@ -231,6 +231,52 @@ export class ServiceMetrics {
     for (const [key, name, help] of sip) {
       counter(`sip_${name}`, help, [], (x) => [[{}, x.endpoint.counters[key]]]);
     }
+    const streams = (x: Observed) => x.endpoint.transports.filter((t) => t instanceof StreamTransport);
+    counter(
+      "sip_connections_accepted_total",
+      "SIP TCP/TLS connections accepted",
+      ["transport"],
+      (x) => streams(x).map((t) => [{ transport: t.protocol }, t.counters.accepted]),
+    );
+    counter(
+      "sip_connections_opened_total",
+      "SIP TCP/TLS connections we opened (a response or BYE whose connection had closed)",
+      ["transport"],
+      (x) => streams(x).map((t) => [{ transport: t.protocol }, t.counters.opened]),
+    );
+    counter(
+      "sip_connections_refused_total",
+      "SIP TCP/TLS connections closed at accept: not_allowed, connection_limit, source_limit",
+      ["transport", "reason"],
+      (x) =>
+        streams(x).flatMap((t) =>
+          Object.entries(t.counters.refused).map(([reason, n]) =>
+            [{ transport: t.protocol, reason }, n] as [Record<string, string>, number]
+          )
+        ),
+    );
+    counter(
+      "sip_connections_closed_total",
+      "SIP TCP/TLS connections we closed: idle_timeout, message_timeout, framing, write_backlog",
+      ["transport", "reason"],
+      (x) =>
+        streams(x).flatMap((t) =>
+          Object.entries(t.counters.closed).map(([reason, n]) =>
+            [{ transport: t.protocol, reason }, n] as [Record<string, string>, number]
+          )
+        ),
+    );
+    new client.Gauge<"transport">({
+      name: `${PREFIX}sip_connections`,
+      help: "SIP TCP/TLS connections open",
+      labelNames: ["transport"],
+      registers,
+      collect() {
+        const x = o();
+        if (x === undefined) return;
+        for (const t of streams(x)) this.set({ transport: t.protocol }, t.connectionCount);
+      },
+    });
     counter(
       "sip_request_retransmissions_total",
       "Retransmitted requests absorbed by their transaction",

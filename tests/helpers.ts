@@ -9,6 +9,7 @@ import {
   type SipMessage,
   type SipResponse,
   type SipTransport,
+  type TransportName,
   UasCore,
 } from "../sip/mod.ts";
 import { DialogManager } from "../sip/dialog.ts";
@@ -21,9 +22,14 @@ import type { EventPublisher } from "../orchestration/events.ts";
 
 /** A transport that records what is sent and can be told to fail. */
 export class MemoryTransport implements SipTransport {
-  readonly protocol = "UDP";
-  readonly reliable = false;
+  readonly protocol: TransportName;
+  readonly reliable: boolean;
   readonly local: SipAddress = { hostname: "127.0.0.1", port: 5060 };
+
+  constructor(protocol: TransportName = "UDP") {
+    this.protocol = protocol;
+    this.reliable = protocol !== "UDP";
+  }
   /** Parseable messages sent, in order. */
   readonly sent: { message: SipMessage; destination: SipAddress }[] = [];
   /** Every datagram sent, parseable or not (a 400 copies the broken header it names). */

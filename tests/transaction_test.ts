@@ -249,3 +249,70 @@ Deno.test("client non-INVITE - a transport error rejects and terminates", async 
   assert.equal(tx.state, "terminated");
   assert.equal(s.clock.pending, 0);
 });
+
+// Over a stream (section 17.1.1.2, 17.2.1, 17.2.2): nothing is resent by a timer, and
+// timers I, J and K, which only absorb retransmissions, are zero.
+const OVER_TCP = { ...CALLER, transport: "TCP" as const, connection: 7 };
+
+function setupTcp() {
+  const clock = new FakeClock();
+  const udp = new MemoryTransport();
+  const tcp = new MemoryTransport("TCP");
+  const endpoint = new SipEndpoint([udp, tcp], { clock, timers: T });
+  const seen: ServerTransaction[] = [];
+  endpoint.transactions.setUser({ onRequest: (_r, tx) => seen.push(tx), onAck: () => {} });
+  const feed = (spec: Parameters<typeof requestBytes>[0] = {}) =>
+    endpoint.receive(requestBytes(spec), OVER_TCP);
+  return { clock, udp, tcp, endpoint, seen, feed };
+}
+
+Deno.test("over TCP - a non-2xx is not resent (no Timer G), H still runs, ACK ends it at once (I = 0)", () => {
+  const s = setupTcp();
+  s.feed();
+  const tx = s.seen[0] as ServerInviteTransaction;
+  tx.respond(buildResponse(tx.request, 486, { toTag: "uas" }));
+  assert.deepEqual(tx.armedTimers, ["H"]);
+  s.clock.advance(30 * T.t1);
+  assert.deepEqual(s.tcp.statuses(), [486], "sent once, on TCP");
+  assert.equal(s.tcp.sent[0]?.destination.connection, 7, "on the request's connection");
+  assert.equal(s.udp.sent.length, 0);
+  s.feed({ method: "ACK", toTag: "uas" });
+  s.clock.advance(0);
+  assert.equal(tx.state, "terminated");
+});
+
+Deno.test("over TCP - a non-INVITE final response ends its transaction at once (J = 0)", () => {
+  const s = setupTcp();
+  s.feed({ method: "OPTIONS" });
+  const tx = s.seen[0] as ServerNonInviteTransaction;
+  tx.respond(buildResponse(tx.request, 200, { toTag: "uas" }));
+  s.clock.advance(0);
+  assert.equal(tx.state, "terminated");
+});
+
+Deno.test("over TCP - a BYE we send is not resent (no Timer E); F still times it out; K = 0", async () => {
+  const s = setupTcp();
+  const request = parseMessage(
+    requestBytes({ method: "BYE", branch: "z9hG4bK-tcp", toTag: "t" }),
+  ) as SipRequest;
+  const tx = s.endpoint.transactions.sendRequest(request, OVER_TCP);
+  assert.deepEqual(tx.armedTimers, ["F"]);
+  s.clock.advance(64 * T.t1 - 1);
+  assert.equal(s.tcp.sent.length, 1, "sent once");
+  s.clock.advance(1);
+  await assert.rejects(tx.response, TransactionTimeoutError);
+  const again = s.endpoint.transactions.sendRequest(
+    parseMessage(requestBytes({ method: "BYE", branch: "z9hG4bK-tcp2", toTag: "t" })) as SipRequest,
+    OVER_TCP,
+  );
+  const response = buildResponse(again.request, 200);
+  s.endpoint.receive(
+    new TextEncoder().encode(
+      `SIP/2.0 200 OK\r\n${response.headers.map((h) => `${h.name}: ${h.value}`).join("\r\n")}\r\n\r\n`,
+    ),
+    OVER_TCP,
+  );
+  assert.equal((await again.response).status, 200);
+  s.clock.advance(0);
+  assert.equal(again.state, "terminated");
+});
