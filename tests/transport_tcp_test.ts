@@ -12,7 +12,7 @@ interface Fixture extends AsyncDisposable {
   readonly requests: string[];
 }
 
-async function serve(limits: Partial<StreamLimits> = {}, allows?: (h: string) => boolean): Promise<Fixture> {
+function serve(limits: Partial<StreamLimits> = {}, allows?: (h: string) => boolean): Fixture {
   const transport = TcpTransport.listen({
     hostname: "127.0.0.1",
     port: 0,
@@ -61,7 +61,7 @@ const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `tcp - ${name}`, sanitizeOps: false, sanitizeResources: false }, fn);
 
 test("a message split over many writes is answered once, on its connection", async () => {
-  await using f = await serve();
+  await using f = serve();
   await using c = await SipStreamClient.connect(f.port);
   const text = optionsRequest(f.port, c.local);
   for (
@@ -77,7 +77,7 @@ test("a message split over many writes is answered once, on its connection", asy
 });
 
 test("two messages in one write are both answered, in order", async () => {
-  await using f = await serve();
+  await using f = serve();
   await using c = await SipStreamClient.connect(f.port);
   const first = optionsRequest(f.port, c.local, "TCP", "first");
   const second = optionsRequest(f.port, c.local, "TCP", "second");
@@ -89,7 +89,7 @@ test("two messages in one write are both answered, in order", async () => {
 });
 
 test("a double-CRLF ping gets a CRLF pong (RFC 5626 4.4.1) and the connection stays", async () => {
-  await using f = await serve();
+  await using f = serve();
   await using c = await SipStreamClient.connect(f.port);
   await c.write("\r\n\r\n");
   for (let i = 0; i < 50 && c.pongs === 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -99,7 +99,7 @@ test("a double-CRLF ping gets a CRLF pong (RFC 5626 4.4.1) and the connection st
 });
 
 test("a message without Content-Length gets 400 and the connection is closed", async () => {
-  await using f = await serve();
+  await using f = serve();
   await using c = await SipStreamClient.connect(f.port);
   await c.write(optionsRequest(f.port, c.local).replace("Content-Length: 0\r\n", ""));
   const reply = await c.next(/^SIP\/2\.0/);
@@ -110,7 +110,7 @@ test("a message without Content-Length gets 400 and the connection is closed", a
 });
 
 test("a 70 KB body gets 513 and the next message on the connection is answered", async () => {
-  await using f = await serve();
+  await using f = serve();
   await using c = await SipStreamClient.connect(f.port);
   const big = "x".repeat(70 * 1024);
   const huge = optionsRequest(f.port, c.local, "TCP", "huge")
@@ -122,7 +122,7 @@ test("a 70 KB body gets 513 and the next message on the connection is answered",
 });
 
 test("garbage closes that connection only; others are served", async () => {
-  await using f = await serve({ maxHeaderBytes: 4096 });
+  await using f = serve({ maxHeaderBytes: 4096 });
   await using bad = await SipStreamClient.connect(f.port);
   await using good = await SipStreamClient.connect(f.port);
   await bad.write(crypto.getRandomValues(new Uint8Array(8192)));
@@ -132,7 +132,7 @@ test("garbage closes that connection only; others are served", async () => {
 });
 
 test("a source outside the allowlist is closed at accept, unanswered", async () => {
-  await using f = await serve({}, () => false);
+  await using f = serve({}, () => false);
   await using c = await SipStreamClient.connect(f.port);
   await c.write(optionsRequest(f.port, c.local)).catch(() => {});
   assert.ok(await c.waitClosed(2000));
@@ -141,7 +141,7 @@ test("a source outside the allowlist is closed at accept, unanswered", async () 
 });
 
 test("connections beyond the per-source limit are closed at accept", async () => {
-  await using f = await serve({ maxConnectionsPerSource: 3 });
+  await using f = serve({ maxConnectionsPerSource: 3 });
   const clients = await Promise.all([0, 1, 2, 3, 4].map(() => SipStreamClient.connect(f.port)));
   try {
     await new Promise((r) => setTimeout(r, 200));
@@ -157,7 +157,7 @@ test("connections beyond the per-source limit are closed at accept", async () =>
 });
 
 test("a half-sent message and a silent connection are closed after the message timeout", async () => {
-  await using f = await serve({ messageTimeoutMs: 300 });
+  await using f = serve({ messageTimeoutMs: 300 });
   await using half = await SipStreamClient.connect(f.port);
   await using silent = await SipStreamClient.connect(f.port);
   await using busy = await SipStreamClient.connect(f.port);
@@ -171,7 +171,7 @@ test("a half-sent message and a silent connection are closed after the message t
 });
 
 test("an idle connection is closed after the idle timeout", async () => {
-  await using f = await serve({ idleTimeoutMs: 300 });
+  await using f = serve({ idleTimeoutMs: 300 });
   await using c = await SipStreamClient.connect(f.port);
   await c.write(optionsRequest(f.port, c.local));
   assert.ok(await c.next(/^SIP\/2\.0 200/));
@@ -180,7 +180,7 @@ test("an idle connection is closed after the idle timeout", async () => {
 });
 
 test("a response whose connection closed goes over a new one to the Via's sent-by port", async () => {
-  await using f = await serve();
+  await using f = serve();
   // The peer listens where its Via says; the request leaves from another connection.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const sentBy = listener.addr;

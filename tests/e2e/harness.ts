@@ -65,11 +65,19 @@ export function freeTcpPort(): number {
   return port;
 }
 
+/** A port free for UDP and for TCP (SIP listens on both at one port). */
 export function freeUdpPort(hostname = "127.0.0.1"): number {
-  const s = Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
-  const port = (s.addr as Deno.NetAddr).port;
-  s.close();
-  return port;
+  for (;;) {
+    const s = Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
+    const port = (s.addr as Deno.NetAddr).port;
+    s.close();
+    try {
+      Deno.listen({ hostname, port }).close();
+      return port;
+    } catch {
+      // Taken for TCP: another.
+    }
+  }
 }
 
 /** One value from the service's /metrics (Prometheus text), by its full name; NaN if absent. */

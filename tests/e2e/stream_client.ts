@@ -1,5 +1,6 @@
 // A raw SIP-over-TCP (or TLS) peer for tests: writes bytes exactly as told (split,
 // joined, held half-sent) and reads back whole messages framed by Content-Length.
+import type { Socket } from "node:net";
 import { StreamFramer } from "../../sip/mod.ts";
 
 const encoder = new TextEncoder();
@@ -136,8 +137,7 @@ async function connectFrom(hostname: string, port: number, from: string): Promis
 }
 
 /** Enough of Deno.Conn over a node socket for SipStreamClient. */
-// deno-lint-ignore no-explicit-any
-export function nodeSocketAsConn(socket: any): Deno.Conn {
+export function nodeSocketAsConn(socket: Socket): Deno.Conn {
   const chunks: Uint8Array[] = [];
   let ended = false;
   let wake: (() => void) | undefined;
@@ -169,7 +169,7 @@ export function nodeSocketAsConn(socket: any): Deno.Conn {
     },
     write(bytes: Uint8Array): Promise<number> {
       return new Promise((resolve, reject) =>
-        socket.write(bytes, (e: Error | undefined) => (e ? reject(e) : resolve(bytes.length)))
+        socket.write(bytes, (e?: Error | null) => (e ? reject(e) : resolve(bytes.length)))
       );
     },
     close() {
