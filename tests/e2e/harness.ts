@@ -490,3 +490,41 @@ export async function callUpUntilOurBye(
   if (answered === undefined) throw new Error(`the call did not come up: ${(await caller).stdout}`);
   return { callId: String(answered.body.callId), caller };
 }
+
+/** Where the deployment puts TLS files, and the compiled binary may read (deno.json `service`). */
+const TLS_DIR = "/etc/sentiric/tls";
+
+export interface SipTlsFiles extends AsyncDisposable {
+  /** The service's settings: certificate, key, CA (mutual TLS) and a free TLS port. */
+  readonly env: Record<string, string>;
+  readonly port: number;
+  /** The test fixtures (CA, the gateway's client certificate, a rogue one). */
+  readonly fixtures: string;
+}
+
+/**
+ * The SIP TLS test certificate, key and CA copied to where the documentation says to
+ * put them, so the service reads them under exactly the compile task's permissions.
+ */
+export async function installSipTls(): Promise<SipTlsFiles> {
+  const fixtures = new URL("../fixtures/tls/", import.meta.url).pathname;
+  const dir = `${TLS_DIR}/sip-test-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.mkdir(dir, { recursive: true });
+  for (const name of ["sip-server.pem", "sip-server.key", "sip-ca.pem"]) {
+    await Deno.copyFile(`${fixtures}${name}`, `${dir}/${name}`);
+  }
+  const port = freeTcpPort();
+  return {
+    port,
+    fixtures,
+    env: {
+      SIP_SIGNALING_SERVICE_TLS_PORT: String(port),
+      SIP_SIGNALING_SERVICE_SIP_TLS_CERT_PATH: `${dir}/sip-server.pem`,
+      SIP_SIGNALING_SERVICE_SIP_TLS_KEY_PATH: `${dir}/sip-server.key`,
+      SIP_SIGNALING_SERVICE_SIP_TLS_CA_PATH: `${dir}/sip-ca.pem`,
+    },
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
