@@ -7,6 +7,9 @@
  * variable (or flag).
  */
 import { DEFAULT_ALLOWED_SOURCES, SourceAllowlist } from "../sip/mod.ts";
+import { type SipStreamConfig, streamConfig } from "./config_streams.ts";
+
+export type { SipStreamConfig } from "./config_streams.ts";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -77,19 +80,6 @@ export interface ServiceConfig {
    * the agent could not hear of them, and the outbox must not grow without bound.
    */
   readonly maxEventsPending: number;
-}
-
-export interface SipStreamConfig {
-  readonly maxConnections: number;
-  readonly maxConnectionsPerSource: number;
-  readonly idleTimeoutS: number;
-  /** SIP over TLS, when the certificate and key are set. */
-  readonly tls: {
-    readonly port: number;
-    readonly certPath: string;
-    readonly keyPath: string;
-    readonly caPath: string | undefined;
-  } | undefined;
 }
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -172,7 +162,13 @@ function pick(env: ConfigEnv, earlier: Name, later: Name): { name: Name; value: 
   return { name: earlier, value: e === "" ? undefined : e };
 }
 
-function integer(name: Name, value: string | undefined, fallback: number, min: number, max: number): number {
+export function integer(
+  name: Name,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (value === undefined || value === "") return fallback;
   if (!/^\d+$/.test(value)) throw new ConfigError(name, `expected a whole number, got "${value}"`);
   const n = Number(value);
@@ -195,52 +191,6 @@ function grpcTarget(name: Name, value: string | undefined): string | undefined {
     throw new ConfigError(name, `expected host:port, got "${value}"`);
   }
   return bare;
-}
-
-/** SIP over TCP and TLS (section 7.3): TLS needs the certificate and key together. */
-function streamConfig(env: ConfigEnv): SipStreamConfig {
-  const cert = env.SIP_SIGNALING_SERVICE_SIP_TLS_CERT_PATH || undefined;
-  const key = env.SIP_SIGNALING_SERVICE_SIP_TLS_KEY_PATH || undefined;
-  const ca = env.SIP_SIGNALING_SERVICE_SIP_TLS_CA_PATH || undefined;
-  if ((cert === undefined) !== (key === undefined)) {
-    const missing = cert === undefined
-      ? "SIP_SIGNALING_SERVICE_SIP_TLS_CERT_PATH"
-      : "SIP_SIGNALING_SERVICE_SIP_TLS_KEY_PATH";
-    throw new ConfigError(missing, "SIP over TLS needs the certificate and key paths together");
-  }
-  if (ca !== undefined && cert === undefined) {
-    throw new ConfigError(
-      "SIP_SIGNALING_SERVICE_SIP_TLS_CA_PATH",
-      "set with the SIP TLS certificate and key",
-    );
-  }
-  const port = integer("SIP_SIGNALING_SERVICE_TLS_PORT", env.SIP_SIGNALING_SERVICE_TLS_PORT, 5061, 0, 65535);
-  return {
-    maxConnections: integer(
-      "SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS",
-      env.SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS,
-      10_000,
-      1,
-      1_000_000,
-    ),
-    maxConnectionsPerSource: integer(
-      "SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS_PER_SOURCE",
-      env.SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS_PER_SOURCE,
-      256,
-      1,
-      1_000_000,
-    ),
-    idleTimeoutS: integer(
-      "SIP_SIGNALING_SERVICE_TCP_IDLE_TIMEOUT_S",
-      env.SIP_SIGNALING_SERVICE_TCP_IDLE_TIMEOUT_S,
-      300,
-      1,
-      86_400,
-    ),
-    tls: cert === undefined || key === undefined
-      ? undefined
-      : { port, certPath: cert, keyPath: key, caPath: ca },
-  };
 }
 
 /** Options that come from the command line, not the environment. */

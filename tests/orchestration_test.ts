@@ -174,6 +174,39 @@ Deno.test("config - the 7.3 defaults, and a retired variable is reported, not re
   );
 });
 
+Deno.test("config - SIP over TCP and TLS: limits, TLS only with certificate and key together", () => {
+  const c = parseConfig(PROD);
+  assert.deepEqual(c.sip.streams, {
+    maxConnections: 10_000,
+    maxConnectionsPerSource: 256,
+    idleTimeoutS: 300,
+    tls: undefined,
+  });
+  const tls = parseConfig({
+    ...PROD,
+    SIP_SIGNALING_SERVICE_SIP_TLS_CERT_PATH: "/etc/sentiric/tls/sip.crt",
+    SIP_SIGNALING_SERVICE_SIP_TLS_KEY_PATH: "/etc/sentiric/tls/sip.key",
+  });
+  assert.deepEqual(tls.sip.streams.tls, {
+    port: 5061,
+    certPath: "/etc/sentiric/tls/sip.crt",
+    keyPath: "/etc/sentiric/tls/sip.key",
+    caPath: undefined,
+  });
+  assert.throws(
+    () => parseConfig({ ...PROD, SIP_SIGNALING_SERVICE_SIP_TLS_CERT_PATH: "/etc/sentiric/tls/sip.crt" }),
+    /SIP_SIGNALING_SERVICE_SIP_TLS_KEY_PATH/,
+  );
+  assert.throws(
+    () => parseConfig({ ...PROD, SIP_SIGNALING_SERVICE_SIP_TLS_CA_PATH: "/etc/sentiric/tls/ca.crt" }),
+    /SIP_SIGNALING_SERVICE_SIP_TLS_CA_PATH/,
+  );
+  assert.throws(
+    () => parseConfig({ ...PROD, SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS_PER_SOURCE: "0" }),
+    /MAX_CONNECTIONS_PER_SOURCE/,
+  );
+});
+
 Deno.test("config - both spellings are read and the later one wins", () => {
   const c = parseConfig({ ...PROD, SIP_SIGNALING_SERVICE_PORT: "5070", PUBLIC_IP: "198.51.100.1" });
   assert.equal(c.sip.port, 5070);
