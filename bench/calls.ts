@@ -89,7 +89,14 @@ function latenciesFromTrace(trace: string): number[] {
   return out;
 }
 
-export async function runStep(port: number, rate: number): Promise<StepResult> {
+/** How SIPp reaches the service: UDP, or one TCP connection for every call (as a gateway keeps one). */
+export type BenchTransport = "udp" | "tcp";
+
+export async function runStep(
+  port: number,
+  rate: number,
+  transport: BenchTransport = "udp",
+): Promise<StepResult> {
   const dir = await Deno.makeTempDir({ prefix: "bench-" });
   try {
     const calls = rate * SECONDS_PER_STEP;
@@ -116,6 +123,7 @@ export async function runStep(port: number, rate: number): Promise<StepResult> {
         String(SECONDS_PER_STEP + 20),
         "-timeout_error",
         "-nostdin",
+        ...(transport === "tcp" ? ["-t", "t1"] : []),
         ...(rate === 200 ? ["-trace_msg", "-message_file", `${dir}/messages.log`] : []),
       ],
       cwd: dir,
@@ -182,6 +190,7 @@ async function ladder(
   port: number,
   pid: number,
   neighbours: readonly Neighbour[] = [],
+  transport: BenchTransport = "udp",
 ): Promise<LadderResult> {
   const lines: string[] = [];
   let clean = 0;
@@ -191,8 +200,8 @@ async function ladder(
   let at500: StepResult | undefined;
   // Warm-up (JIT, gRPC channels, broker connection), not measured: 400 calls at
   // 100/s left the first measured step with optimizing-compiler and GC pauses.
-  await runStep(port, 100);
-  await runStep(port, 300);
+  await runStep(port, 100, transport);
+  await runStep(port, 300, transport);
   await new Promise((res) => setTimeout(res, 1000));
   const children = await childPids(pid);
   const childrenCpuMs = async () =>
@@ -201,7 +210,7 @@ async function ladder(
     const cpuBefore = await processCpuMs(pid);
     const childBefore = await childrenCpuMs();
     const neighboursBefore = await Promise.all(neighbours.map((n) => processCpuMs(n.pid)));
-    const r = await runStep(port, rate);
+    const r = await runStep(port, rate, transport);
     const calls = rate * SECONDS_PER_STEP;
     r.childCpuMsPerCall = (await childrenCpuMs() - childBefore) / calls;
     r.cpuMsPerCall = (await processCpuMs(pid) - cpuBefore) / calls + r.childCpuMsPerCall;
@@ -296,8 +305,8 @@ async function brokerPid(): Promise<number | undefined> {
   }
 }
 
-/** Which ladders to run: all by default. */
-export type CallBenchPart = "minimal" | "in-memory" | "full";
+/** Which ladders to run: all by default. "full" runs the service over UDP, "tcp" over TCP. */
+export type CallBenchPart = "minimal" | "in-memory" | "full" | "tcp";
 
 interface LadderResult {
   /** Highest clean rate (NaN when the ladder was not run). */
@@ -313,7 +322,7 @@ interface LadderResult {
 const NOT_RUN: LadderResult = { clean: NaN, strict: NaN, at200: undefined, at500: undefined, lines: [] };
 
 export async function* callBench(
-  parts: readonly CallBenchPart[] = ["minimal", "in-memory", "full"],
+  parts: readonly CallBenchPart[] = ["minimal", "in-memory", "full", "tcp"],
 ): AsyncGenerator<string> {
   yield `calls: SIPp uac_call.xml (INVITE, 100, 200, ACK, 100 ms, BYE, 200), ${SECONDS_PER_STEP} s per rate step`;
   // Deno cannot set SO_RCVBUF on a UDP socket, so the kernel default decides how long
@@ -364,7 +373,8 @@ export async function* callBench(
   }
 
   let full = NOT_RUN;
-  if (parts.includes("full")) {
+  let tcp = NOT_RUN;
+  if (parts.includes("full") || parts.includes("tcp")) {
     // The backends in a process of their own, as in production.
     const backends = await spawnReading(["run", "-P=bench", "bench/backends.ts"], {}, "ready ");
     const urls = JSON.parse(backends.line.slice(backends.line.indexOf("{"))) as Record<string, string>;
@@ -381,13 +391,22 @@ export async function* callBench(
       "SIP signaling ready",
     );
     const broker = await brokerPid();
-    full = await ladder("sip-signaling", Number(fullEnv.SIP_SIGNALING_SERVICE_SIP_PORT), service.pid, [
+    const neighbours = [
       { name: "backends", pid: backends.pid },
       ...(broker === undefined ? [] : [{ name: "broker", pid: broker }]),
-    ]);
+    ];
+    const port = Number(fullEnv.SIP_SIGNALING_SERVICE_SIP_PORT);
+    if (parts.includes("full")) {
+      full = await ladder("sip-signaling", port, service.pid, neighbours);
+      yield* full.lines;
+    }
+    // The same service, same run, over TCP: SIPp keeps one connection for every call.
+    if (parts.includes("tcp")) {
+      tcp = await ladder("sip-signaling tcp", port, service.pid, neighbours, "tcp");
+      yield* tcp.lines;
+    }
     await service.stop();
     await backends.stop();
-    yield* full.lines;
   }
 
   const l = (r: StepResult | undefined, q: number) => (r === undefined ? NaN : quantile(r.latenciesMs, q));
@@ -399,6 +418,15 @@ export async function* callBench(
   yield rates((r) => r.clean, "highest clean rate (no failed call, nothing unexpected, offered rate kept)");
   yield rates((r) => r.strict, "  and with no request resent either");
   const cpu = (r: StepResult | undefined) => r?.cpuMsPerCall ?? NaN;
+  yield `over TCP (SIPp -t t1, one connection), the same service in the same run: highest clean rate ${tcp.clean} ` +
+    `calls/s against ${full.clean} over UDP (ratio ${
+      (tcp.clean / full.clean).toFixed(2)
+    }); CPU per call at ` +
+    `500 calls/s ${cpu(tcp.at500).toFixed(2)} ms against ${cpu(full.at500).toFixed(2)} ms (ratio ${
+      (cpu(tcp.at500) / cpu(full.at500)).toFixed(2)
+    }); INVITE->200 at 200 calls/s median ${l(tcp.at200, 0.5).toFixed(2)} ms p99 ${
+      l(tcp.at200, 0.99).toFixed(2)
+    } ms`;
   yield `process CPU per call at 500 calls/s: sip-signaling ${cpu(full.at500).toFixed(2)} ms ` +
     `(backends in their own process), with in-memory backends ${cpu(noGrpc.at500).toFixed(2)} ms, ` +
     `minimal responder ${cpu(base.at500).toFixed(2)} ms; ratios ${
