@@ -207,7 +207,21 @@ e2eTest(
       },
     );
 
-    await t.step("CANCEL over TCP: 200 for the CANCEL, 487 for the INVITE, no call left", async () => {
+    await t.step("SIPp -t t1 CANCEL: 200 for the CANCEL, 487 for the INVITE, nothing published", async () => {
+      const before = consumer.events.length;
+      const r = await sipp(scenarioPath("uac_cancel.xml"), service.sipPort, [
+        "-t",
+        "t1",
+        "-s",
+        "905550000408",
+      ]);
+      assert.equal(r.code, 0, r.stdout);
+      await new Promise((r) => setTimeout(r, 2300)); // the dialplan's answer comes at 2 s
+      assert.deepEqual(consumer.events.slice(before).map((e) => e.routingKey), []);
+      assert.equal(backends.ports.allocated.size, 0);
+    });
+
+    await t.step("CANCEL from a raw peer over TCP: the same, on one connection", async () => {
       await using c = await SipStreamClient.connect(service.sipPort);
       const text = invite(
         service.sipPort,
