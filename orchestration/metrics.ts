@@ -244,27 +244,23 @@ export class ServiceMetrics {
       ["transport"],
       (x) => streams(x).map((t) => [{ transport: t.protocol }, t.counters.opened]),
     );
+    const byReason = (x: Observed, what: "refused" | "closed") =>
+      streams(x).flatMap((t) =>
+        Object.entries(t.counters[what]).map(([reason, n]) =>
+          [{ transport: t.protocol, reason }, n] as [Record<string, string>, number]
+        )
+      );
     counter(
       "sip_connections_refused_total",
       "SIP TCP/TLS connections closed at accept: not_allowed, connection_limit, source_limit",
       ["transport", "reason"],
-      (x) =>
-        streams(x).flatMap((t) =>
-          Object.entries(t.counters.refused).map(([reason, n]) =>
-            [{ transport: t.protocol, reason }, n] as [Record<string, string>, number]
-          )
-        ),
+      (x) => byReason(x, "refused"),
     );
     counter(
       "sip_connections_closed_total",
       "SIP TCP/TLS connections we closed: idle_timeout, message_timeout, framing, write_backlog",
       ["transport", "reason"],
-      (x) =>
-        streams(x).flatMap((t) =>
-          Object.entries(t.counters.closed).map(([reason, n]) =>
-            [{ transport: t.protocol, reason }, n] as [Record<string, string>, number]
-          )
-        ),
+      (x) => byReason(x, "closed"),
     );
     new client.Gauge<"transport">({
       name: `${PREFIX}sip_connections`,

@@ -364,19 +364,7 @@ export async function probeOptions(
 ): Promise<number | undefined> {
   const socket = Deno.listenDatagram({ transport: "udp", hostname: fromHost, port: 0 });
   const local = socket.addr as Deno.NetAddr;
-  const branch = `z9hG4bK${crypto.randomUUID().replaceAll("-", "")}`;
-  const text = [
-    `OPTIONS sip:probe@127.0.0.1:${port} SIP/2.0`,
-    `Via: SIP/2.0/UDP ${local.hostname}:${local.port};branch=${branch};rport`,
-    "Max-Forwards: 70",
-    `From: <sip:probe@${local.hostname}>;tag=probe`,
-    `To: <sip:probe@127.0.0.1:${port}>`,
-    `Call-ID: ${branch}@probe`,
-    "CSeq: 1 OPTIONS",
-    "Content-Length: 0",
-    "",
-    "",
-  ].join("\r\n");
+  const text = optionsRequest(port, local, "UDP", "probe");
   try {
     await socket.send(new TextEncoder().encode(text), { transport: "udp", hostname: "127.0.0.1", port });
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -527,4 +515,21 @@ export async function installSipTls(): Promise<SipTlsFiles> {
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/** An OPTIONS request from `local` to the service at 127.0.0.1:`port`, over `transport`, with Content-Length. */
+export function optionsRequest(port: number, local: Deno.NetAddr, transport = "UDP", tag = "o"): string {
+  const branch = `z9hG4bK${crypto.randomUUID().replaceAll("-", "")}`;
+  return [
+    `OPTIONS sip:probe@127.0.0.1:${port};transport=${transport.toLowerCase()} SIP/2.0`,
+    `Via: SIP/2.0/${transport} ${local.hostname}:${local.port};branch=${branch};rport`,
+    "Max-Forwards: 70",
+    `From: <sip:probe@${local.hostname}>;tag=${tag}`,
+    `To: <sip:probe@127.0.0.1:${port}>`,
+    `Call-ID: ${branch}@probe`,
+    "CSeq: 1 OPTIONS",
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n");
 }

@@ -179,19 +179,4 @@ export function nodeSocketAsConn(socket: Socket): Deno.Conn {
   return conn as unknown as Deno.Conn;
 }
 
-/** An OPTIONS request over a stream transport, with Content-Length. */
-export function optionsRequest(port: number, local: Deno.NetAddr, transport = "TCP", tag = "o"): string {
-  const branch = `z9hG4bK${crypto.randomUUID().replaceAll("-", "")}`;
-  return [
-    `OPTIONS sip:probe@127.0.0.1:${port};transport=${transport.toLowerCase()} SIP/2.0`,
-    `Via: SIP/2.0/${transport} ${local.hostname}:${local.port};branch=${branch};rport`,
-    "Max-Forwards: 70",
-    `From: <sip:probe@${local.hostname}>;tag=${tag}`,
-    `To: <sip:probe@127.0.0.1:${port}>`,
-    `Call-ID: ${branch}@probe`,
-    "CSeq: 1 OPTIONS",
-    "Content-Length: 0",
-    "",
-    "",
-  ].join("\r\n");
-}
+export { optionsRequest } from "./harness.ts";
