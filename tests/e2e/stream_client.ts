@@ -2,6 +2,7 @@
 // joined, held half-sent) and reads back whole messages framed by Content-Length.
 import type { Socket } from "node:net";
 import { StreamFramer } from "../../sip/mod.ts";
+import { optionsRequest as harnessOptions } from "./harness.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -179,4 +180,7 @@ export function nodeSocketAsConn(socket: Socket): Deno.Conn {
   return conn as unknown as Deno.Conn;
 }
 
-export { optionsRequest } from "./harness.ts";
+/** An OPTIONS request over a stream (TCP unless told), with Content-Length. */
+export function optionsRequest(port: number, local: Deno.NetAddr, transport = "TCP", tag = "o"): string {
+  return harnessOptions(port, local, transport, tag);
+}
