@@ -93,7 +93,10 @@ const SETTING_HELP: Readonly<Partial<Record<Name, readonly [string, string]>>> =
   SIP_SIGNALING_SERVICE_GRPC_LISTEN_ADDRESS: ["the SIP listen address", "where our gRPC server listens"],
   SIP_SIGNALING_SERVICE_HTTP_PORT: ["13020", "health and metrics over HTTP"],
   SIP_SIGNALING_SERVICE_HTTP_LISTEN_ADDRESS: ["the SIP listen address", "where health and metrics listen"],
-  RABBITMQ_URL: ["unset: events to stdout", "amqp:// or amqps:// URL (never logged with its password)"],
+  RABBITMQ_URL: [
+    "unset: events to stdout",
+    "amqp:// or amqps:// URL; a cluster's nodes comma-separated, tried in order (never logged with a password)",
+  ],
   SIP_SIGNALING_SERVICE_CERT_PATH: ["unset: plaintext", "mTLS certificate (with the key and CA)"],
   SIP_SIGNALING_SERVICE_KEY_PATH: ["unset: plaintext", "mTLS private key"],
   GRPC_TLS_CA_PATH: ["unset: plaintext", "mTLS CA bundle"],

@@ -70,7 +70,8 @@ export interface ServiceConfig {
   readonly logLevel: LogLevel;
   /** Variables that were set but are no longer read, for a warning at start. */
   readonly retired: readonly (typeof CONFIG_ENV_NAMES)[number][];
-  readonly rabbitmqUrl: string | undefined;
+  /** The broker, or the nodes of its cluster in order; undefined: events to stdout. */
+  readonly rabbitmqUrl: readonly string[] | undefined;
   /** Country code put before national numbers (E.164 without "+"). */
   readonly defaultCountryCode: string;
   /** New calls beyond this many still being set up get 503 at once (overload). */
@@ -252,10 +253,14 @@ export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceCon
     }
     : undefined;
 
-  const rabbitmqUrl = env.RABBITMQ_URL === "" ? undefined : env.RABBITMQ_URL;
-  if (rabbitmqUrl !== undefined && !/^amqps?:\/\/[^\s]+$/.test(rabbitmqUrl)) {
-    throw new ConfigError("RABBITMQ_URL", "expected an amqp:// or amqps:// URL");
+  // Several URLs, comma-separated: the nodes of a cluster, tried in order.
+  const rabbitmqUrls = (env.RABBITMQ_URL ?? "").split(",").map((u) => u.trim()).filter((u) => u !== "");
+  for (const url of rabbitmqUrls) {
+    if (!/^amqps?:\/\/[^\s,]+$/.test(url)) {
+      throw new ConfigError("RABBITMQ_URL", `expected amqp:// or amqps:// URLs, got "${redactUrl(url)}"`);
+    }
   }
+  const rabbitmqUrl = rabbitmqUrls.length === 0 ? undefined : rabbitmqUrls;
   const countryCode = env.SIP_SIGNALING_SERVICE_DEFAULT_COUNTRY_CODE || "90";
   if (!/^[1-9]\d{0,2}$/.test(countryCode)) {
     throw new ConfigError(
@@ -386,6 +391,6 @@ export function effectiveConfig(config: ServiceConfig): Record<string, unknown> 
   return {
     ...config,
     sip: { ...config.sip, allowedSources: config.sip.allowedSources.toString() },
-    rabbitmqUrl: config.rabbitmqUrl === undefined ? undefined : redactUrl(config.rabbitmqUrl),
+    rabbitmqUrl: config.rabbitmqUrl?.map(redactUrl),
   };
 }

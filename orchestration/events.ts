@@ -142,16 +142,21 @@ interface OutboxEntry {
 }
 
 export interface AmqpPublisherOptions {
-  readonly url: string;
+  /**
+   * The broker, or the nodes of a cluster: the first that answers is used; when its
+   * connection fails the next is tried first, and so on round the list.
+   */
+  readonly url: string | readonly string[];
   /** First reconnect delay, doubled up to `maxReconnectMs`. Default 250. */
   readonly reconnectMs?: number;
   readonly maxReconnectMs?: number;
 }
 
-/** RabbitMQ publisher with confirms, an outbox and reconnection. */
+/** RabbitMQ publisher with confirms, an outbox, reconnection and failover between cluster nodes. */
 export class AmqpEventPublisher implements EventPublisher {
-  readonly #url: string;
-  readonly #safeUrl: string;
+  readonly #urls: readonly string[];
+  /** The node in use, or the one to try first. */
+  #node = 0;
   readonly #outbox = new Map<string, OutboxEntry>();
   #connection: amqp.ChannelModel | undefined;
   #channel: amqp.ConfirmChannel | undefined;
@@ -167,8 +172,8 @@ export class AmqpEventPublisher implements EventPublisher {
   #lastError: string | undefined;
 
   constructor(options: AmqpPublisherOptions) {
-    this.#url = options.url;
-    this.#safeUrl = redactUrl(options.url);
+    this.#urls = typeof options.url === "string" ? [options.url] : [...options.url];
+    if (this.#urls.length === 0) throw new Error("AmqpEventPublisher needs a broker URL");
     this.#baseDelay = options.reconnectMs ?? 250;
     this.#maxDelay = options.maxReconnectMs ?? 10_000;
     this.#delay = this.#baseDelay;
@@ -191,51 +196,80 @@ export class AmqpEventPublisher implements EventPublisher {
     await this.#connect();
   }
 
+  /** The broker URL in use (or tried next), password redacted. */
+  get node(): string {
+    return redactUrl(this.#urls[this.#node] as string);
+  }
+
   #connect(): Promise<void> {
     if (this.#connecting !== undefined) return this.#connecting;
     this.#connecting = (async () => {
       try {
-        const connection = await amqp.connect(this.#url);
-        connection.on("error", (error: unknown) => log.warn("RabbitMQ connection error: {error}", { error }));
-        connection.on("close", () => this.#lost(connection));
-        const channel = await connection.createConfirmChannel();
-        channel.on("error", (error: unknown) => log.warn("RabbitMQ channel error: {error}", { error }));
-        await channel.assertExchange(EVENTS_EXCHANGE, "topic", { durable: true });
-        if (this.#closed) {
-          await connection.close().catch(() => {});
-          return;
-        }
-        this.#connection = connection;
-        this.#channel = channel;
-        this.#delay = this.#baseDelay;
-        this.#lastError = undefined;
-        log.info("Connected to RabbitMQ at {url}", { url: this.#safeUrl });
-        this.#flush();
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        if (/ACCESS.REFUSED|403/.test(message)) {
-          // Not a passing outage: a wrong password or vhost. Say so loudly, every time.
-          this.#lastError = "access_refused";
-          log.error("RabbitMQ at {url} refused our credentials: {error}; check RABBITMQ_URL", {
-            url: this.#safeUrl,
-            error: message,
-            pending: this.#outbox.size,
-          });
-        } else {
-          this.#lastError = "unreachable";
-          log.warn("Cannot reach RabbitMQ at {url}: {error}; {pending} event(s) kept, retrying", {
-            url: this.#safeUrl,
-            error: message,
-            pending: this.#outbox.size,
-          });
+        let lastError: unknown;
+        // Each node once, from the one in use (or next after a lost one) round the list.
+        for (let tried = 0; tried < this.#urls.length; tried++) {
+          const node = (this.#node + tried) % this.#urls.length;
+          try {
+            await this.#open(node);
+            this.#node = node;
+            return;
+          } catch (error) {
+            lastError = error;
+            this.#reportFailure(node, error);
+          }
         }
         this.#scheduleReconnect();
-        throw error;
+        throw lastError;
       } finally {
         this.#connecting = undefined;
       }
     })();
     return this.#connecting;
+  }
+
+  async #open(node: number): Promise<void> {
+    const connection = await amqp.connect(this.#urls[node] as string);
+    connection.on("error", (error: unknown) => log.warn("RabbitMQ connection error: {error}", { error }));
+    connection.on("close", () => this.#lost(connection));
+    try {
+      const channel = await connection.createConfirmChannel();
+      channel.on("error", (error: unknown) => log.warn("RabbitMQ channel error: {error}", { error }));
+      await channel.assertExchange(EVENTS_EXCHANGE, "topic", { durable: true });
+      if (this.#closed) {
+        await connection.close().catch(() => {});
+        return;
+      }
+      this.#connection = connection;
+      this.#channel = channel;
+    } catch (error) {
+      await connection.close().catch(() => {});
+      throw error;
+    }
+    this.#delay = this.#baseDelay;
+    this.#lastError = undefined;
+    log.info("Connected to RabbitMQ at {url}", { url: redactUrl(this.#urls[node] as string) });
+    this.#flush();
+  }
+
+  #reportFailure(node: number, error: unknown): void {
+    const url = redactUrl(this.#urls[node] as string);
+    const message = error instanceof Error ? error.message : String(error);
+    if (/ACCESS.REFUSED|403/.test(message)) {
+      // Not a passing outage: a wrong password or vhost. Say so loudly, every time.
+      this.#lastError = "access_refused";
+      log.error("RabbitMQ at {url} refused our credentials: {error}; check RABBITMQ_URL", {
+        url,
+        error: message,
+        pending: this.#outbox.size,
+      });
+    } else {
+      this.#lastError = "unreachable";
+      log.warn("Cannot reach RabbitMQ at {url}: {error}; {pending} event(s) kept, retrying", {
+        url,
+        error: message,
+        pending: this.#outbox.size,
+      });
+    }
   }
 
   #lost(connection: amqp.ChannelModel): void {
@@ -245,7 +279,11 @@ export class AmqpEventPublisher implements EventPublisher {
     for (const entry of this.#outbox.values()) entry.inFlight = false;
     if (this.#closed) return;
     this.#lastError = "connection_lost";
-    log.warn("Lost RabbitMQ connection; {pending} event(s) kept, reconnecting", {
+    const lost = this.node;
+    // A cluster: the next node is tried first.
+    this.#node = (this.#node + 1) % this.#urls.length;
+    log.warn("Lost RabbitMQ connection to {url}; {pending} event(s) kept, reconnecting", {
+      url: lost,
       pending: this.#outbox.size,
     });
     this.#scheduleReconnect();

@@ -164,7 +164,7 @@ export async function startSignalingService(
     tls: transports.tls === undefined ? "" : `, tls ${transports.tls.local.port}`,
     grpc: signaling.port,
     http: http.port,
-    bus: config.rabbitmqUrl === undefined ? "stdout" : redactUrl(config.rabbitmqUrl),
+    bus: config.rabbitmqUrl === undefined ? "stdout" : config.rabbitmqUrl.map(redactUrl).join(", "),
     embedded: config.embedded,
   });
 

@@ -12,7 +12,7 @@ import {
 // @ts-types="@types/sdp-transform"
 import * as sdpTransform from "sdp-transform";
 import fc from "fast-check";
-import { ConfigError, parseConfig, redactUrl } from "../orchestration/config.ts";
+import { ConfigError, effectiveConfig, parseConfig, redactUrl } from "../orchestration/config.ts";
 import { failureResponse, normalizeNumber, PlanRejectedError } from "../orchestration/call_setup.ts";
 import { UpstreamError } from "../orchestration/grpc.ts";
 import { batchedLineSink, redactSecrets } from "../orchestration/logging.ts";
@@ -204,6 +204,21 @@ Deno.test("config - SIP over TCP and TLS: limits, TLS only with certificate and 
   assert.throws(
     () => parseConfig({ ...PROD, SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS_PER_SOURCE: "0" }),
     /MAX_CONNECTIONS_PER_SOURCE/,
+  );
+});
+
+Deno.test("config - RABBITMQ_URL may name a cluster's nodes; passwords stay out of the logged config", () => {
+  const c = parseConfig({
+    ...PROD,
+    RABBITMQ_URL: "amqp://u:secret1@rabbit-a:5672, amqp://u:secret2@rabbit-b:5672",
+  });
+  assert.deepEqual(c.rabbitmqUrl, ["amqp://u:secret1@rabbit-a:5672", "amqp://u:secret2@rabbit-b:5672"]);
+  const logged = JSON.stringify(effectiveConfig(c));
+  assert.ok(!logged.includes("secret"), logged);
+  assert.match(logged, /amqp:\/\/u:\*\*\*@rabbit-b:5672/);
+  assert.throws(
+    () => parseConfig({ ...PROD, RABBITMQ_URL: "amqp://u:secret@a:5672,http://u:pw@b" }),
+    (e: Error) => /RABBITMQ_URL/.test(e.message) && !e.message.includes("pw"),
   );
 });
 

@@ -448,7 +448,9 @@ export class CuttableProxy {
   }
 
   async down(): Promise<void> {
-    this.#listener?.close();
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.close();
     await this.#accepting?.catch(() => {});
     for (const c of [...this.#conns]) {
       try {
