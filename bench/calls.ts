@@ -14,7 +14,7 @@ const RATES = [200, 300, 400, 500, 600, 700, 800, 900, 1000, 1200, 1500, 2000, 2
 const SECONDS_PER_STEP = 4;
 const decoder = new TextDecoder();
 
-interface StepResult {
+export interface StepResult {
   readonly rate: number;
   readonly successful: number;
   readonly failed: number;
@@ -33,6 +33,8 @@ interface StepResult {
   childCpuMsPerCall: number;
   /** SIPp's CPU per call (it shares the machine's two cores). */
   readonly sippCpuMsPerCall: number;
+  /** The CPU per call of each process printed beside (backends, broker, a gateway), by name. */
+  neighboursCpuMsPerCall: Record<string, number>;
 }
 
 /**
@@ -167,6 +169,7 @@ export async function runStep(
       latenciesMs,
       cpuMsPerCall: NaN,
       childCpuMsPerCall: NaN,
+      neighboursCpuMsPerCall: {},
       sippCpuMsPerCall: sippCpuMs / calls,
     };
   } finally {
@@ -179,13 +182,23 @@ function quantile(values: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
 }
 
-/** Processes beside the measured one whose CPU per call is printed too (the backends, the broker). */
-interface Neighbour {
+/**
+ * Processes beside the measured one whose CPU per call is printed too (the backends, the
+ * broker, a gateway). `tree`: its child processes count too (Kamailio's workers, an
+ * instance's gRPC client process).
+ */
+export interface Neighbour {
   readonly name: string;
   readonly pid: number;
+  readonly tree?: boolean;
 }
 
-async function ladder(
+async function neighbourCpuMs(n: Neighbour): Promise<number> {
+  const pids = n.tree === true ? [n.pid, ...await childPids(n.pid)] : [n.pid];
+  return (await Promise.all(pids.map((p) => processCpuMs(p).catch(() => 0)))).reduce((a, b) => a + b, 0);
+}
+
+export async function ladder(
   name: string,
   port: number,
   pid: number,
@@ -209,15 +222,17 @@ async function ladder(
   for (const rate of RATES) {
     const cpuBefore = await processCpuMs(pid);
     const childBefore = await childrenCpuMs();
-    const neighboursBefore = await Promise.all(neighbours.map((n) => processCpuMs(n.pid)));
+    const neighboursBefore = await Promise.all(neighbours.map(neighbourCpuMs));
     const r = await runStep(port, rate, transport);
     const calls = rate * SECONDS_PER_STEP;
     r.childCpuMsPerCall = (await childrenCpuMs() - childBefore) / calls;
     r.cpuMsPerCall = (await processCpuMs(pid) - cpuBefore) / calls + r.childCpuMsPerCall;
     const neighboursCpu = await Promise.all(
-      neighbours.map(async (n, i) =>
-        `${n.name} ${((await processCpuMs(n.pid) - (neighboursBefore[i] as number)) / calls).toFixed(2)}`
-      ),
+      neighbours.map(async (n, i) => {
+        const perCall = (await neighbourCpuMs(n) - (neighboursBefore[i] as number)) / calls;
+        r.neighboursCpuMsPerCall[n.name] = perCall;
+        return `${n.name} ${perCall.toFixed(2)}`;
+      }),
     );
     if (rate === 200) at200 = r;
     if (rate === 500) at500 = r;
@@ -243,7 +258,7 @@ async function ladder(
   return { clean, strict, at200, at500, lines };
 }
 
-async function spawn(args: string[], env: Record<string, string>, readyText: string) {
+export async function spawn(args: string[], env: Record<string, string>, readyText: string) {
   const started = await spawnReading(args, env, readyText);
   return { pid: started.pid, stop: started.stop };
 }
@@ -295,7 +310,7 @@ export async function spawnReading(
 }
 
 /** RabbitMQ's Erlang VM on this host, whose CPU per call is printed beside ours. */
-async function brokerPid(): Promise<number | undefined> {
+export async function brokerPid(): Promise<number | undefined> {
   try {
     const out = await new Deno.Command("pgrep", { args: ["-o", "beam.smp"], stdout: "piped" }).output();
     const pid = Number(decoder.decode(out.stdout).trim());
@@ -308,7 +323,7 @@ async function brokerPid(): Promise<number | undefined> {
 /** Which ladders to run: all by default. "full" runs the service over UDP, "tcp" over TCP. */
 export type CallBenchPart = "minimal" | "in-memory" | "full" | "tcp";
 
-interface LadderResult {
+export interface LadderResult {
   /** Highest clean rate (NaN when the ladder was not run). */
   readonly clean: number;
   /** Highest rate up to which every step was also free of retransmissions. */

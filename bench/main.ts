@@ -1,8 +1,9 @@
 // deno task bench: prints codec figures, the SIP layers' CPU and memory per call
 // (bench/memory.ts), the cost of a gRPC call, then full-call
 // figures with SIPp, then 100,000 dialogs held up (bench/dialogs.ts). `--codec-only`
-// stops after the codec; `--calls=full` (or `minimal`, `in-memory`, `tcp`, `dialogs`,
-// comma-separated) runs only those parts (`tcp`: the service over TCP); `--dialogs=N` holds N dialogs up.
+// stops after the codec; `--calls=full` (or `minimal`, `in-memory`, `tcp`, `scaleout`,
+// `dialogs`, comma-separated) runs only those parts (`tcp`: the service over TCP;
+// `scaleout`: one and two instances behind Kamailio, bench/scaleout.ts); `--dialogs=N` holds N dialogs up.
 // deno-lint-ignore-file no-console
 import { codecBench } from "./codec.ts";
 import { timerBench } from "./timers.ts";
@@ -27,10 +28,16 @@ if (!Deno.args.includes("--codec-only")) {
     const { relayBench } = await import("./relay.ts");
     for await (const line of relayBench()) console.log(line);
   }
-  const ladders = (only ?? ["minimal", "in-memory", "full", "tcp"]).filter((p) => p !== "dialogs");
+  const ladders = (only ?? ["minimal", "in-memory", "full", "tcp"]).filter((p) =>
+    p !== "dialogs" && p !== "scaleout"
+  );
   if (ladders.length > 0) {
     const { callBench } = await import("./calls.ts");
     for await (const line of callBench(ladders as CallBenchPart[])) console.log(line);
+  }
+  if (only === undefined || only.includes("scaleout")) {
+    const { scaleoutBench } = await import("./scaleout.ts");
+    for await (const line of scaleoutBench()) console.log(line);
   }
   if (only === undefined || only.includes("dialogs")) {
     const { dialogBench } = await import("./dialogs.ts");
