@@ -211,6 +211,7 @@ export async function ladder(
   let strictSoFar = true;
   let at200: StepResult | undefined;
   let at500: StepResult | undefined;
+  const byRate = new Map<number, StepResult>();
   // Warm-up (JIT, gRPC channels, broker connection), not measured: 400 calls at
   // 100/s left the first measured step with optimizing-compiler and GC pauses.
   await runStep(port, 100, transport);
@@ -236,6 +237,7 @@ export async function ladder(
     );
     if (rate === 200) at200 = r;
     if (rate === 500) at500 = r;
+    byRate.set(rate, r);
     const ok = isClean(r);
     lines.push(
       `  ${name.padEnd(18)} ${String(rate).padStart(5)} calls/s: ${r.successful} ok, ${r.failed} failed, ` +
@@ -255,7 +257,7 @@ export async function ladder(
     if (strictSoFar) strict = rate;
     await new Promise((res) => setTimeout(res, 1500)); // let dialogs and transactions drain
   }
-  return { clean, strict, at200, at500, lines };
+  return { clean, strict, at200, at500, byRate, lines };
 }
 
 export async function spawn(args: string[], env: Record<string, string>, readyText: string) {
@@ -302,8 +304,18 @@ export async function spawnReading(
     pid: child.pid,
     line,
     async stop() {
+      // SIGTERM drains: calls a failed step left up would hold it for the drain timeout;
+      // SIGINT after 5 s ends the drain at once.
       child.kill("SIGTERM");
+      const interrupt = setTimeout(() => {
+        try {
+          child.kill("SIGINT");
+        } catch {
+          // Gone.
+        }
+      }, 5000);
       await child.status;
+      clearTimeout(interrupt);
       await drain;
     },
   };
@@ -331,10 +343,19 @@ export interface LadderResult {
   readonly at200: StepResult | undefined;
   /** CPU per call is read here: at 200/s a process's fixed costs weigh on it. */
   readonly at500: StepResult | undefined;
+  /** Every step run, by offered rate. */
+  readonly byRate: ReadonlyMap<number, StepResult>;
   readonly lines: string[];
 }
 
-const NOT_RUN: LadderResult = { clean: NaN, strict: NaN, at200: undefined, at500: undefined, lines: [] };
+const NOT_RUN: LadderResult = {
+  clean: NaN,
+  strict: NaN,
+  at200: undefined,
+  at500: undefined,
+  byRate: new Map(),
+  lines: [],
+};
 
 export async function* callBench(
   parts: readonly CallBenchPart[] = ["minimal", "in-memory", "full", "tcp"],
