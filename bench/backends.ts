@@ -3,7 +3,7 @@
 // backends' side of each call is not charged to the service.
 //   deno run -P=bench bench/backends.ts   # prints "ready {dialplanUrl, mediaUrl, userUrl}"
 // deno-lint-ignore-file no-console
-import { PortPool, startReferenceServers } from "../orchestration/reference_servers.ts";
+import { PortPool, startReferenceServers } from "../orchestration/reference/servers.ts";
 
 /**
  * RTP ports handed out in turn, each to any number of calls: one media server has

@@ -260,7 +260,11 @@ export async function ladder(
   return { clean, strict, at200, at500, byRate, lines };
 }
 
-export async function spawn(args: string[], env: Record<string, string>, readyText: string) {
+export async function spawn(
+  args: string[],
+  env: Record<string, string>,
+  readyText: string,
+): Promise<Pick<Spawned, "pid" | "stop">> {
   const started = await spawnReading(args, env, readyText);
   return { pid: started.pid, stop: started.stop };
 }

@@ -4,7 +4,7 @@
 // A call setup makes four such calls (ResolveDialplan, the dialplan's own
 // FindUserByContact, AllocatePort, ReleasePort), both ends in this process's CPU.
 import process from "node:process";
-import { startReferenceServersInWorker } from "../orchestration/reference_worker.ts";
+import { startReferenceServersInWorker } from "../orchestration/reference/worker.ts";
 import { Upstreams } from "../orchestration/grpc.ts";
 
 /** CPU time of this whole process (all threads: ours, the Worker's, V8's), µs. */

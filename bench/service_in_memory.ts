@@ -8,7 +8,7 @@ import { configureLogging, resetLogging } from "../orchestration/logging.ts";
 import { startSignalingService } from "../orchestration/service.ts";
 import type { CallBackends } from "../orchestration/call_setup.ts";
 import { UpstreamError } from "../orchestration/grpc.ts";
-import { PortPool } from "../orchestration/reference_servers.ts";
+import { PortPool } from "../orchestration/reference/servers.ts";
 import { ActionType, type ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 
 /** Every number routes to the AI agent; ports come from a real pool and go back to it. */

@@ -8,7 +8,7 @@ const args = [
   "compile",
   "-P=service",
   "--include",
-  "orchestration/reference_worker.ts",
+  "orchestration/reference/worker.ts",
   "--output",
   OUTPUT,
   "main.ts",

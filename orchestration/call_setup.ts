@@ -7,9 +7,14 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { getLogger, type Logger } from "@logtape/logtape";
-import type { CallController, Dialog, DialogManager, IncomingCall } from "../sip/dialog.ts";
-import { parseUri } from "../sip/grammar.ts";
-import type { SipRequest } from "../sip/message.ts";
+import {
+  type CallController,
+  type Dialog,
+  type DialogManager,
+  type IncomingCall,
+  parseUri,
+  type SipRequest,
+} from "../sip/mod.ts";
 import { ActionType, type ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import { callAnswered, callEnded, callStarted, type EventPublisher } from "./events.ts";
 import { UpstreamError } from "./grpc.ts";
@@ -121,10 +126,10 @@ export interface OrchestratorCounters {
   portReleaseFailures: number;
 }
 
-export class CallOrchestrator implements CallController {
+export class CallOrchestrator implements CallController<CallRecord> {
   readonly #upstreams: CallBackends;
   readonly #events: EventPublisher;
-  readonly #dialogs: DialogManager;
+  readonly #dialogs: DialogManager<CallRecord>;
   readonly #options: OrchestratorOptions;
   /** Calls ended, by the reason published in `call.ended`. */
   readonly endedByReason = new Map<string, number>();
@@ -140,7 +145,7 @@ export class CallOrchestrator implements CallController {
   constructor(
     upstreams: CallBackends,
     events: EventPublisher,
-    dialogs: DialogManager,
+    dialogs: DialogManager<CallRecord>,
     options: OrchestratorOptions,
   ) {
     this.#upstreams = upstreams;
@@ -170,7 +175,7 @@ export class CallOrchestrator implements CallController {
     return this.#accepting;
   }
 
-  onIncomingCall(call: IncomingCall): void {
+  onIncomingCall(call: IncomingCall<CallRecord>): void {
     this.counters.callsOffered++;
     if (!this.#accepting || this.#options.ready?.() === false) {
       const { status, headers } = failureResponse(new OverloadError("not taking calls"));
@@ -245,9 +250,9 @@ export class CallOrchestrator implements CallController {
   }
 
   /** The trace id of each call in setup (for the CANCEL's log line). */
-  readonly #traceIds = new WeakMap<IncomingCall, string>();
+  readonly #traceIds = new WeakMap<IncomingCall<CallRecord>, string>();
 
-  async #setUp(call: IncomingCall, traceId: string): Promise<void> {
+  async #setUp(call: IncomingCall<CallRecord>, traceId: string): Promise<void> {
     const clog = log.with({ traceId, callId: call.callId });
     // One budget from the INVITE to the final answer; past it, 503 whatever is pending.
     const deadline = Date.now() + (this.#options.setupTimeoutMs ?? 2000) - BUDGET_MARGIN_MS;
@@ -272,7 +277,12 @@ export class CallOrchestrator implements CallController {
     }
   }
 
-  async #setUpWithin(call: IncomingCall, traceId: string, deadline: number, clog: Logger): Promise<void> {
+  async #setUpWithin(
+    call: IncomingCall<CallRecord>,
+    traceId: string,
+    deadline: number,
+    clog: Logger,
+  ): Promise<void> {
     const request = call.request;
     const caller = normalizeNumber(userPart(request.from.uri), this.#options.defaultCountryCode);
     const called = normalizeNumber(
@@ -305,12 +315,6 @@ export class CallOrchestrator implements CallController {
       const sdp = lateOffer
         ? { body: createOffer(this.#options.publicIp, rtpPort), callerRtpAddr: "" }
         : answerOffer(request.body, this.#options.publicIp, rtpPort);
-      const dialog = call.accept(sdp.body);
-      if (dialog === undefined) {
-        await this.#release(rtpPort, traceId);
-        return;
-      }
-      accepted = true;
       const record: CallRecord = {
         traceId,
         rtpPort,
@@ -320,7 +324,12 @@ export class CallOrchestrator implements CallController {
         started: false,
         sdpVersion: 1,
       };
-      dialog.data = record;
+      const dialog = call.accept(sdp.body, record);
+      if (dialog === undefined) {
+        await this.#release(rtpPort, traceId);
+        return;
+      }
+      accepted = true;
       this.counters.callsAnswered++;
       clog.info("Call from {caller} to {called} answered: action {action}, RTP port {rtpPort}", {
         caller: maskPhoneNumbers(caller),
@@ -343,7 +352,7 @@ export class CallOrchestrator implements CallController {
     }
   }
 
-  #publishStarted(dialog: Dialog, record: CallRecord): void {
+  #publishStarted(dialog: Dialog<CallRecord>, record: CallRecord): void {
     record.started = true;
     // The span covers the hand-off to the outbox; the broker's confirm comes later.
     const span = startClientSpan("publish call.started", {
@@ -362,8 +371,8 @@ export class CallOrchestrator implements CallController {
     span.end();
   }
 
-  onAnswered(dialog: Dialog, ackBody: Uint8Array): void {
-    const record = dialog.data as CallRecord | undefined;
+  onAnswered(dialog: Dialog<CallRecord>, ackBody: Uint8Array): void {
+    const record = dialog.data;
     if (record === undefined) return;
     if (record.lateOffer && !record.started) {
       try {
@@ -377,8 +386,8 @@ export class CallOrchestrator implements CallController {
     this.#events.publish(callAnswered({ traceId: record.traceId, callId: dialog.callId }));
   }
 
-  onEnded(dialog: Dialog, reason: string): void {
-    const record = dialog.data as CallRecord | undefined;
+  onEnded(dialog: Dialog<CallRecord>, reason: string): void {
+    const record = dialog.data;
     if (record === undefined) return;
     this.counters.callsEnded++;
     // The agent's free-text reasons must not grow this without bound.
@@ -397,8 +406,8 @@ export class CallOrchestrator implements CallController {
     }
   }
 
-  answerReoffer(dialog: Dialog, offer: Uint8Array): Uint8Array | undefined {
-    const record = dialog.data as CallRecord | undefined;
+  answerReoffer(dialog: Dialog<CallRecord>, offer: Uint8Array): Uint8Array | undefined {
+    const record = dialog.data;
     if (record === undefined) return undefined;
     record.sdpVersion++;
     if (offer.length === 0) return createOffer(this.#options.publicIp, record.rtpPort);
@@ -409,7 +418,7 @@ export class CallOrchestrator implements CallController {
     }
   }
 
-  onCancelled(call: IncomingCall): void {
+  onCancelled(call: IncomingCall<CallRecord>): void {
     log.info("Call cancelled by the caller during setup", {
       traceId: this.#traceIds.get(call),
       callId: call.callId,

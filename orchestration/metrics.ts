@@ -9,8 +9,7 @@
  * `sip/` knows nothing of Prometheus. Histograms are observed as events happen.
  */
 import client from "prom-client";
-import { type SipEndpoint, StreamTransport } from "../sip/mod.ts";
-import type { DialogManager } from "../sip/dialog.ts";
+import { type DialogManager, type SipEndpoint, StreamTransport } from "../sip/mod.ts";
 import type { CallOrchestrator } from "./call_setup.ts";
 import type { EventPublisher } from "./events.ts";
 import type { ChannelState } from "./grpc.ts";
@@ -19,7 +18,7 @@ import { VERSION } from "./version.ts";
 /** What the metrics read at scrape time. */
 export interface Observed {
   readonly endpoint: SipEndpoint;
-  readonly dialogs: DialogManager;
+  readonly dialogs: DialogManager<unknown>;
   readonly orchestrator: CallOrchestrator;
   readonly events: EventPublisher;
   /** The TerminateCall process, whose restarts are counted. */

@@ -5,14 +5,13 @@
  * takes it apart in reverse. main.ts reads the environment and calls this.
  */
 import { getLogger } from "@logtape/logtape";
-import { SipEndpoint, UasCore } from "../sip/mod.ts";
-import { DialogManager } from "../sip/dialog.ts";
+import { DialogManager, SipEndpoint, UasCore } from "../sip/mod.ts";
 import { redactUrl, type ServiceConfig } from "./config.ts";
 import type { MutualTls } from "./grpc.ts";
 import { UpstreamsProcess } from "./upstreams_process.ts";
 import { AmqpEventPublisher, ConsoleEventSink, type EventPublisher } from "./events.ts";
-import { type CallBackends, CallOrchestrator } from "./call_setup.ts";
-import { startReferenceServersInWorker } from "./reference_worker.ts";
+import { type CallBackends, CallOrchestrator, type CallRecord } from "./call_setup.ts";
+import { startReferenceServersInWorker } from "./reference/worker.ts";
 import { SignalingServerProcess } from "./signaling_relay.ts";
 import { startHttpServer } from "./http.ts";
 import { ServiceMetrics } from "./metrics.ts";
@@ -93,7 +92,7 @@ export async function startSignalingService(
     allowedSources: config.sip.allowedSources,
     onInviteAnswered: (status, ms) => metrics.inviteAnswered(status, ms),
   });
-  const dialogs = new DialogManager(endpoint, {
+  const dialogs = new DialogManager<CallRecord>(endpoint, {
     contactHost: config.sip.publicIp,
     contactPort: transport.local.port,
     sessionExpires: config.sip.sessionExpires,

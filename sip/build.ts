@@ -128,3 +128,9 @@ export function replaceTopVia(request: SipRequest, via: Via): SipRequest {
   headers[index] = { name: line.name, value: values.join(", ") };
   return { ...request, headers, via: [via, ...request.via.slice(1)] };
 }
+
+/** A random token for To-tags (section 19.3: at least 32 bits of randomness). */
+export function randomTag(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -9,7 +9,8 @@
  *   completed --ACK--> confirmed (Timer I)
  *   accepted --L--> terminated; completed --H--> terminated (timeout); confirmed --I--> terminated
  */
-import type { SipRequest, SipResponse } from "./message.ts";
+import { buildResponse, randomTag } from "./build.ts";
+import type { SipHeader, SipRequest, SipResponse } from "./message.ts";
 import { serializeMessage } from "./serialize.ts";
 import { compactRequest, Transaction, type TransactionContext } from "./transaction.ts";
 import type { SipAddress } from "./transport.ts";
@@ -25,6 +26,7 @@ export class ServerInviteTransaction extends Transaction {
   #lastBytes: Uint8Array | undefined;
   #intervalG: number;
   readonly #receivedAt: number;
+  #onCancelled: (() => void)[] = [];
 
   constructor(key: string, request: SipRequest, destination: SipAddress, ctx: TransactionContext) {
     super(key, ctx, destination);
@@ -67,6 +69,26 @@ export class ServerInviteTransaction extends Transaction {
       default:
         return; // A final response was already sent; nothing more may be.
     }
+  }
+
+  /** Registers a listener for a CANCEL this transaction answered with 487. */
+  onCancelled(listener: () => void): void {
+    this.#onCancelled.push(listener);
+  }
+
+  /**
+   * A CANCEL matched this INVITE (section 9.2): still unanswered, it gets 487 and the
+   * listeners hear of it once. False when a final response was already sent.
+   */
+  cancel(headers: readonly SipHeader[] = []): boolean {
+    if (this.state !== "proceeding") return false;
+    this.respond(
+      buildResponse(this.#request, 487, { toTag: randomTag(), reason: "Request Terminated", headers }),
+    );
+    const listeners = this.#onCancelled;
+    this.#onCancelled = [];
+    for (const listener of listeners) listener();
+    return true;
   }
 
   /** A retransmission of the INVITE arrived. */

@@ -3,13 +3,13 @@
  * application sees it, and the answers the stack gives on its own:
  *   Max-Forwards 0 -> 483; unknown method -> 501, known but not allowed -> 405 with
  *   Allow (8.2.1); Require with an unsupported extension -> 420 with Unsupported
- *   (8.2.2.3); CANCEL matching no transaction -> 481 (9.2); OPTIONS outside a
+ *   (8.2.2.3); CANCEL matching no transaction -> 481, else 200 and the INVITE's
+ *   transaction answers 487 (9.2); OPTIONS outside a
  *   dialog -> 200 with Allow, Accept, Supported (11.2).
  */
-import { buildResponse, reasonPhrase } from "./build.ts";
+import { buildResponse, randomTag, reasonPhrase } from "./build.ts";
 import { headerValues } from "./headers.ts";
 import { type SipHeader, type SipRequest, tagOf } from "./message.ts";
-import type { ServerInviteTransaction } from "./transaction_server_invite.ts";
 import type { ServerTransaction, TransactionLayer, TransactionUser } from "./transaction_layer.ts";
 import type { SipAddress } from "./transport.ts";
 
@@ -18,8 +18,6 @@ export interface UasHandler {
   onRequest(request: SipRequest, transaction: ServerTransaction, source: SipAddress): void;
   /** ACK for a 2xx, to the dialog (section 13.3.1.4). */
   onAck(ack: SipRequest, source: SipAddress): void;
-  /** A CANCEL already answered 200; the INVITE it targets still open (section 9.2). */
-  onCancel(cancel: SipRequest, invite: ServerInviteTransaction): void;
   /** True when an OPTIONS with a To-tag belongs to a dialog the handler owns. */
   hasDialog?(request: SipRequest): boolean;
 }
@@ -58,12 +56,6 @@ const KNOWN_METHODS = new Set([
   "MESSAGE",
   "UPDATE",
 ]);
-
-/** A random token for To-tags (section 19.3: at least 32 bits of randomness). */
-export function randomTag(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 export class UasCore implements TransactionUser {
   readonly #layer: TransactionLayer;
@@ -111,12 +103,14 @@ export class UasCore implements TransactionUser {
     }
     if (method === "CANCEL") {
       const invite = this.#layer.findInviteFor(request);
-      if (invite === undefined || invite.state !== "proceeding") {
+      if (invite === undefined || invite.terminated) {
         this.respond(tx, 481);
         return;
       }
+      // Section 9.2: the CANCEL gets 200 whenever its INVITE's transaction exists; an
+      // INVITE still unanswered then gets 487, one already answered is left as it is.
       this.respond(tx, 200);
-      this.#handler.onCancel(request, invite);
+      invite.cancel(this.#serverHeader);
       return;
     }
     if (

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { headerValue, type SipResponse, tagOf } from "../sip/mod.ts";
 import { ConsoleEventSink } from "../orchestration/events.ts";
 import { Upstreams } from "../orchestration/grpc.ts";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import { waitFor } from "./e2e/harness.ts";
 import { wireCallPath } from "./helpers.ts";
 

@@ -6,7 +6,7 @@
 // so the service must stay up, its calls up must stay up, and calls after the backends
 // are back must be answered.
 import assert from "node:assert/strict";
-import { type ReferenceServers, startReferenceServers } from "../orchestration/reference_servers.ts";
+import { type ReferenceServers, startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   callUpUntilOurBye,

@@ -3,7 +3,7 @@
 // SIP_SIGNALING_SERVICE_MAX_EVENTS_PENDING wait, new calls get 503 + Retry-After; when
 // the broker is back every kept event arrives and calls are taken again.
 import assert from "node:assert/strict";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   CuttableProxy,

@@ -2,7 +2,7 @@
 // reference backends in this process and publishes to the real RabbitMQ broker.
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import { CallEndedEvent, CallStartedEvent } from "../proto/gen/sentiric/event/v1/event.ts";
 import { ActionType } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import {

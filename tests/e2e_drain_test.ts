@@ -1,7 +1,7 @@
 // SIGTERM drains (CONTRACTS.md 7.4): a rolling deploy cuts no call. The service runs as
 // a subprocess under -P=service; SIPp calls it; events come from the real broker.
 import assert from "node:assert/strict";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   callUpUntilOurBye,

@@ -2,7 +2,7 @@
 // 503 or time out; afterwards nothing is stuck (no call in setup, no dialog, no port
 // allocated) and a normal call goes through.
 import assert from "node:assert/strict";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   e2eTest,

@@ -4,7 +4,7 @@
 // no transaction or dialog past its timers, no port, and be back near its memory.
 // FUZZ_SEED replays a run.
 import assert from "node:assert/strict";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   e2eTest,

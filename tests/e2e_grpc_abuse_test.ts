@@ -6,7 +6,7 @@
 // the service must never exit, and must still answer TerminateCall and SIP afterwards.
 // ABUSE_ROUNDS sets the rounds per client (default 250).
 import assert from "node:assert/strict";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   callUpUntilOurBye,

@@ -3,7 +3,7 @@
 // BYE come back through the proxy, and our own BYE (TerminateCall) follows the route
 // set through the proxy to the caller.
 import assert from "node:assert/strict";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   EventConsumer,

@@ -2,7 +2,7 @@
 // longest call, the calls-up limit, a slow but healthy dialplan within the setup
 // budget, and a NUL byte in a header over the wire.
 import assert from "node:assert/strict";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   callUpUntilOurBye,

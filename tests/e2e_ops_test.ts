@@ -4,7 +4,7 @@
 // our credentials, and one trace id from the gateway's header to the backends, the
 // events and the log lines.
 import assert from "node:assert/strict";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   e2eTest,

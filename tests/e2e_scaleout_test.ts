@@ -3,7 +3,7 @@
 // kill -9 of one instance and SIGTERM of another mid-traffic cost no call that the
 // issue says must survive.
 import assert from "node:assert/strict";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   EventConsumer,

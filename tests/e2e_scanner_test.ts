@@ -3,7 +3,7 @@
 // reveals no runtime or version; with the allowlist excluding the scanner it sees
 // nothing at all, and the drops are counted.
 import assert from "node:assert/strict";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   e2eTest,

@@ -2,7 +2,7 @@
 // connection for every call, as a gateway keeps) and `-t tn` (one per call); a raw
 // peer splits, joins and drops connections; hostile streams leave the service serving.
 import assert from "node:assert/strict";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   e2eTest,
   EventConsumer,

@@ -3,7 +3,7 @@
 // clients with no certificate, a foreign one or TLS below 1.2 (OpenSSL's s_client) are refused.
 import assert from "node:assert/strict";
 import tls from "node:tls";
-import { startReferenceServers } from "../orchestration/reference_servers.ts";
+import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   e2eTest,

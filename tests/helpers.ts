@@ -12,10 +12,11 @@ import {
   type TransportName,
   UasCore,
 } from "../sip/mod.ts";
-import { DialogManager } from "../sip/dialog.ts";
+import { DialogManager } from "../sip/mod.ts";
 import {
   type CallBackends,
   CallOrchestrator,
+  type CallRecord,
   type OrchestratorOptions,
 } from "../orchestration/call_setup.ts";
 import type { EventPublisher } from "../orchestration/events.ts";
@@ -133,7 +134,7 @@ export function wireCallPath(
   const allow = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"];
   const wire = new MemoryTransport();
   const endpoint = new SipEndpoint(wire, { timers: { t1: 500, t2: 4000, t4: 5000 } });
-  const dialogs = new DialogManager(endpoint, {
+  const dialogs = new DialogManager<CallRecord>(endpoint, {
     contactHost: "203.0.113.5",
     contactPort: 5060,
     sessionExpires: 1800,

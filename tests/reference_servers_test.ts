@@ -2,7 +2,7 @@
 // what they remember for tests must stay bounded.
 import assert from "node:assert/strict";
 import { Upstreams } from "../orchestration/grpc.ts";
-import { startReferenceServers, TRACE_IDS_KEPT } from "../orchestration/reference_servers.ts";
+import { startReferenceServers, TRACE_IDS_KEPT } from "../orchestration/reference/servers.ts";
 
 Deno.test({
   name: "reference servers - trace ids kept are bounded, newest last",

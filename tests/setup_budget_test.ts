@@ -9,7 +9,7 @@ import { headerValue, tagOf } from "../sip/mod.ts";
 import type { CallBackends } from "../orchestration/call_setup.ts";
 import { ConsoleEventSink } from "../orchestration/events.ts";
 import { UpstreamError } from "../orchestration/grpc.ts";
-import { PortPool } from "../orchestration/reference_servers.ts";
+import { PortPool } from "../orchestration/reference/servers.ts";
 import { ActionType, type ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
 import { waitFor } from "./e2e/harness.ts";
 import { type RequestSpec, wireCallPath } from "./helpers.ts";

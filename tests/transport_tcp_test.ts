@@ -43,7 +43,6 @@ function serve(limits: Partial<StreamLimits> = {}, allows?: (h: string) => boole
         else answer();
       },
       onAck: () => {},
-      onCancel: () => {},
     }, { allow: ["OPTIONS", "INFO"], supported: [], accept: ["application/sdp"], serverName: "" }),
   );
   return {

@@ -18,9 +18,11 @@ function setup() {
   const passed: SipRequest[] = [];
   const cancelled: ServerInviteTransaction[] = [];
   const core = new UasCore(endpoint.transactions, {
-    onRequest: (request) => passed.push(request),
+    onRequest: (request, tx) => {
+      passed.push(request);
+      if (tx.kind === "server-invite") tx.onCancelled(() => cancelled.push(tx));
+    },
     onAck: () => {},
-    onCancel: (_cancel, invite) => cancelled.push(invite),
   }, {
     allow: ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"],
     supported: ["timer"],
@@ -77,15 +79,26 @@ Deno.test("uas core - Max-Forwards 0 gets 483", () => {
   assert.equal(s.passed.length, 0);
 });
 
-Deno.test("uas core - CANCEL matching nothing gets 481; matching an INVITE gets 200 and reaches the app", () => {
+Deno.test("uas core - CANCEL: 481 matching nothing; else 200, the INVITE's 487, the app told once", () => {
   const s = setup();
   s.feed({ method: "CANCEL", branch: "z9hG4bK-none" });
   assert.equal(s.wire.lastResponse().status, 481);
   s.feed({ branch: "z9hG4bK-inv" });
+  s.wire.clear();
   s.feed({ method: "CANCEL", branch: "z9hG4bK-inv" });
-  assert.equal(s.wire.lastResponse().status, 200);
+  assert.deepEqual(
+    s.wire.sent.map((m) =>
+      m.message.kind === "response" ? `${m.message.status} ${m.message.cseq.method}` : ""
+    ),
+    ["200 CANCEL", "487 INVITE"],
+  );
   assert.equal(s.cancelled.length, 1);
   assert.equal(s.cancelled[0]?.request.method, "INVITE");
+  // The CANCEL resent: its 200 again, nothing more for the INVITE or the app.
+  s.wire.clear();
+  s.feed({ method: "CANCEL", branch: "z9hG4bK-inv" });
+  assert.deepEqual(s.wire.statuses(), [200]);
+  assert.equal(s.cancelled.length, 1);
 });
 
 Deno.test("endpoint - a broken mandatory header gets 400 naming it, sent to received/rport", () => {

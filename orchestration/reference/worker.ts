@@ -4,7 +4,7 @@
  * dialplan, user and media gRPC calls it makes (as in production, where they are
  * other services). Still in-process and still real gRPC over loopback.
  */
-import { startReferenceServers } from "./reference_servers.ts";
+import { startReferenceServers } from "./servers.ts";
 
 export interface WorkerBackends extends AsyncDisposable {
   readonly dialplanUrl: string;
@@ -21,7 +21,7 @@ interface Ready {
 
 /** Starts the reference backends in a Worker and waits for their addresses. */
 export function startReferenceServersInWorker(): Promise<WorkerBackends> {
-  const worker = new Worker(new URL("./reference_worker.ts", import.meta.url), { type: "module" });
+  const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
   return new Promise((resolve, reject) => {
     worker.onerror = (e) => {
       e.preventDefault();

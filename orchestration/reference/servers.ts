@@ -16,9 +16,9 @@ import {
   ActionType,
   DialplanServiceService,
   type ResolveDialplanResponse,
-} from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
-import { MediaServiceService } from "../proto/gen/sentiric/media/v1/media.ts";
-import { type User, UserServiceClient, UserServiceService } from "../proto/gen/sentiric/user/v1/user.ts";
+} from "../../proto/gen/sentiric/dialplan/v1/dialplan.ts";
+import { MediaServiceService } from "../../proto/gen/sentiric/media/v1/media.ts";
+import { type User, UserServiceClient, UserServiceService } from "../../proto/gen/sentiric/user/v1/user.ts";
 
 const TENANT = "sentiric_demo";
 
