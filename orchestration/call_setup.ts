@@ -16,7 +16,9 @@ import {
   type SipRequest,
 } from "../sip/mod.ts";
 import { ActionType, type ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
-import { callAnswered, callEnded, callStarted, type EventPublisher } from "./events.ts";
+import { callAnswered, callDtmf, callEnded, callStarted, type EventPublisher } from "./events.ts";
+import { callerUri, dtmfOf, forwardedHeaders, HeaderPatterns } from "./caller_context.ts";
+import { CallTransfers, type TransferAnswer, type TransferState } from "./transfer.ts";
 import { UpstreamError } from "./grpc.ts";
 import { answerOffer, createOffer } from "./sdp.ts";
 import { failureResponse, OverloadError, PlanRejectedError, SetupTimeoutError } from "./failures.ts";
@@ -88,6 +90,10 @@ export interface CallRecord {
   readonly lateOffer: boolean;
   started: boolean;
   sdpVersion: number;
+  /** The INVITE's headers named by SIP_SIGNALING_SERVICE_FORWARD_HEADERS, until `call.started` carries them. */
+  sipHeaders: Record<string, string>;
+  /** A transfer under way or done (transfer.ts). */
+  transfer: TransferState | undefined;
 }
 
 export interface OrchestratorOptions {
@@ -112,6 +118,8 @@ export interface OrchestratorOptions {
    * kept. Default 10000.
    */
   readonly maxEventsPending?: number;
+  /** INVITE headers copied into `call.started` (SIP_SIGNALING_SERVICE_FORWARD_HEADERS). Default `X-*`. */
+  readonly forwardHeaders?: string;
 }
 
 /** Answer this much before the budget ends, so the caller has its answer within it. */
@@ -152,7 +160,12 @@ export class CallOrchestrator implements CallController<CallRecord> {
     this.#events = events;
     this.#dialogs = dialogs;
     this.#options = options;
+    this.#forwardHeaders = new HeaderPatterns(options.forwardHeaders ?? "X-*");
+    this.#transfers = new CallTransfers(events);
   }
+
+  readonly #forwardHeaders: HeaderPatterns;
+  readonly #transfers: CallTransfers;
 
   #inSetup = 0;
 
@@ -284,7 +297,8 @@ export class CallOrchestrator implements CallController<CallRecord> {
     clog: Logger,
   ): Promise<void> {
     const request = call.request;
-    const caller = normalizeNumber(userPart(request.from.uri), this.#options.defaultCountryCode);
+    // RFC 3325: the network-asserted identity, when the gateway passes one, is the caller.
+    const caller = normalizeNumber(userPart(callerUri(request)), this.#options.defaultCountryCode);
     const called = normalizeNumber(
       userPart(request.uri) || userPart(request.to.uri),
       this.#options.defaultCountryCode,
@@ -323,6 +337,8 @@ export class CallOrchestrator implements CallController<CallRecord> {
         lateOffer,
         started: false,
         sdpVersion: 1,
+        sipHeaders: forwardedHeaders(request.headers, this.#forwardHeaders),
+        transfer: undefined,
       };
       const dialog = call.accept(sdp.body, record);
       if (dialog === undefined) {
@@ -366,8 +382,10 @@ export class CallOrchestrator implements CallController<CallRecord> {
       toUri: dialog.localUri,
       dialplan: record.dialplan as ResolveDialplanResponse,
       media: { callerRtpAddr: record.callerRtpAddr, serverRtpPort: record.rtpPort },
+      sipHeaders: record.sipHeaders,
     }));
     record.dialplan = undefined;
+    record.sipHeaders = {};
     span.end();
   }
 
@@ -386,9 +404,10 @@ export class CallOrchestrator implements CallController<CallRecord> {
     this.#events.publish(callAnswered({ traceId: record.traceId, callId: dialog.callId }));
   }
 
-  onEnded(dialog: Dialog<CallRecord>, reason: string): void {
+  onEnded(dialog: Dialog<CallRecord>, ended: string): void {
     const record = dialog.data;
     if (record === undefined) return;
+    const reason = this.#transfers.endReason(dialog, ended);
     this.counters.callsEnded++;
     // The agent's free-text reasons must not grow this without bound.
     const key = this.endedByReason.has(reason) || this.endedByReason.size < 64 ? reason : "other";
@@ -423,6 +442,31 @@ export class CallOrchestrator implements CallController<CallRecord> {
       traceId: this.#traceIds.get(call),
       callId: call.callId,
     });
+  }
+
+  /** INFO (DTMF: `call.dtmf`, in order) and NOTIFY (a transfer's progress) in a call's dialog. */
+  onInDialogRequest(dialog: Dialog<CallRecord>, request: SipRequest): number | undefined {
+    const record = dialog.data;
+    if (record === undefined) return undefined;
+    if (request.method === "NOTIFY") return this.#transfers.notify(dialog, request);
+    const press = dtmfOf(request);
+    if (press !== undefined && record.started) {
+      this.#events.publish(callDtmf({ traceId: record.traceId, callId: dialog.callId, ...press }));
+    }
+    return undefined;
+  }
+
+  /** TransferCall (7.1): REFER in the call's dialog; answers on its final response. */
+  transfer(callId: string, targetUri: string, reason: string): Promise<TransferAnswer> {
+    const dialog = this.#dialogs.findByCallId(callId);
+    if (dialog === undefined || dialog.state === "terminated") {
+      return Promise.resolve({
+        success: false,
+        message: `no active call with Call-ID ${callId}`,
+        sipStatus: 0,
+      });
+    }
+    return this.#transfers.start(dialog, targetUri, reason);
   }
 
   /** TerminateCall: BYE to the caller, port released, `call.ended` with `reason`. */

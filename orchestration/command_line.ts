@@ -126,6 +126,10 @@ const SETTING_HELP: Readonly<Partial<Record<Name, readonly [string, string]>>> =
   SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS: ["10000", "SIP TCP and TLS connections open at once"],
   SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS_PER_SOURCE: ["256", "accepted SIP connections from one address"],
   SIP_SIGNALING_SERVICE_TCP_IDLE_TIMEOUT_S: ["300", "a SIP connection quiet this long is closed"],
+  SIP_SIGNALING_SERVICE_FORWARD_HEADERS: [
+    "X-*",
+    "INVITE headers copied into call.started as sipHeaders (comma-separated, * as a suffix wildcard)",
+  ],
   SIP_SIGNALING_SERVICE_T1_MS: ["500", "RFC 3261 timer T1"],
   SIP_SIGNALING_SERVICE_T2_MS: ["4000", "RFC 3261 timer T2"],
   SIP_SIGNALING_SERVICE_T4_MS: ["5000", "RFC 3261 timer T4"],

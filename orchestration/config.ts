@@ -81,6 +81,8 @@ export interface ServiceConfig {
    * the agent could not hear of them, and the outbox must not grow without bound.
    */
   readonly maxEventsPending: number;
+  /** INVITE header names (`*` suffix wildcard) copied into `call.started` as `sipHeaders`. */
+  readonly forwardHeaders: string;
 }
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -129,6 +131,7 @@ export const CONFIG_ENV_NAMES = [
   "SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS",
   "SIP_SIGNALING_SERVICE_TCP_MAX_CONNECTIONS_PER_SOURCE",
   "SIP_SIGNALING_SERVICE_TCP_IDLE_TIMEOUT_S",
+  "SIP_SIGNALING_SERVICE_FORWARD_HEADERS",
   "LOG_LEVEL",
 ] as const;
 
@@ -364,6 +367,7 @@ export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceCon
     retired: (Object.keys(RETIRED_ENV_NAMES) as Name[]).filter((n) => (env[n] ?? "") !== ""),
     rabbitmqUrl,
     defaultCountryCode: countryCode,
+    forwardHeaders: forwardHeaders(env.SIP_SIGNALING_SERVICE_FORWARD_HEADERS),
     maxCallsInSetup: integer(
       "SIP_SIGNALING_SERVICE_MAX_CALLS_IN_SETUP",
       env.SIP_SIGNALING_SERVICE_MAX_CALLS_IN_SETUP,
@@ -379,6 +383,20 @@ export function parseConfig(env: ConfigEnv, flags: ConfigFlags = {}): ServiceCon
       10_000_000,
     ),
   };
+}
+
+/** Comma-separated header names, each a token with an optional `*` at its end (7.2); default `X-*`. */
+function forwardHeaders(value: string | undefined): string {
+  const spec = value ?? "X-*";
+  for (const name of spec.split(",").map((n) => n.trim()).filter((n) => n !== "")) {
+    if (!/^[A-Za-z0-9!%'`~.+_-]+\*?$/.test(name)) {
+      throw new ConfigError(
+        "SIP_SIGNALING_SERVICE_FORWARD_HEADERS",
+        `"${name}" is not a header name (or prefix*)`,
+      );
+    }
+  }
+  return spec;
 }
 
 /** A URL with any password replaced, safe to log. */

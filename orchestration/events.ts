@@ -8,13 +8,7 @@
 import { Buffer } from "node:buffer";
 import amqp from "amqplib";
 import { getLogger } from "@logtape/logtape";
-import {
-  CallAnsweredEvent,
-  CallEndedEvent,
-  CallStartedEvent,
-  type MediaInfo,
-} from "../proto/gen/sentiric/event/v1/event.ts";
-import type { ResolveDialplanResponse } from "../proto/gen/sentiric/dialplan/v1/dialplan.ts";
+import type { PlatformEvent } from "./platform_events.ts";
 import { redactUrl } from "./config.ts";
 import { maskPhoneNumbers } from "./logging.ts";
 
@@ -22,58 +16,15 @@ export const EVENTS_EXCHANGE = "sentiric_events";
 
 const log = getLogger(["orchestration", "events"]);
 
-/** An event ready to publish: routing key, JSON body, trace id. */
-export interface PlatformEvent {
-  readonly type: "call.started" | "call.answered" | "call.ended";
-  readonly traceId: string;
-  readonly callId: string;
-  readonly body: unknown;
-}
-
-export function callStarted(e: {
-  traceId: string;
-  callId: string;
-  fromUri: string;
-  toUri: string;
-  dialplan: ResolveDialplanResponse;
-  media: MediaInfo;
-}): PlatformEvent {
-  const body = CallStartedEvent.toJSON({
-    eventType: "call.started",
-    traceId: e.traceId,
-    callId: e.callId,
-    fromUri: e.fromUri,
-    toUri: e.toUri,
-    timestamp: new Date(),
-    dialplanResolution: e.dialplan,
-    mediaInfo: e.media,
-  });
-  return { type: "call.started", traceId: e.traceId, callId: e.callId, body };
-}
-
-export function callAnswered(e: { traceId: string; callId: string }): PlatformEvent {
-  const body = CallAnsweredEvent.toJSON({
-    eventType: "call.answered",
-    traceId: e.traceId,
-    callId: e.callId,
-    timestamp: new Date(),
-  });
-  return { type: "call.answered", traceId: e.traceId, callId: e.callId, body };
-}
-
-export function callEnded(
-  e: { traceId: string; callId: string; reason: string; media: MediaInfo },
-): PlatformEvent {
-  const body = CallEndedEvent.toJSON({
-    eventType: "call.ended",
-    traceId: e.traceId,
-    callId: e.callId,
-    timestamp: new Date(),
-    reason: e.reason,
-    mediaInfo: e.media,
-  });
-  return { type: "call.ended", traceId: e.traceId, callId: e.callId, body };
-}
+export {
+  callAnswered,
+  callDtmf,
+  callEnded,
+  callStarted,
+  callTransferFailed,
+  callTransferred,
+} from "./platform_events.ts";
+export type { PlatformEvent } from "./platform_events.ts";
 
 export interface EventPublisher extends AsyncDisposable {
   /** Queues the event; it is delivered (confirmed) as soon as the bus allows. */

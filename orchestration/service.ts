@@ -22,7 +22,7 @@ export { ListenError } from "./listen.ts";
 
 const log = getLogger(["main"]);
 
-const ALLOW = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"];
+const ALLOW = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "NOTIFY"];
 
 export interface ServiceOptions {
   /** Client certificate, key and CA for mTLS to the backends and on our gRPC server. */
@@ -108,6 +108,7 @@ export async function startSignalingService(
     maxCalls: config.maxCalls,
     maxEventsPending: config.maxEventsPending,
     setupTimeoutMs: config.setupTimeoutMs,
+    forwardHeaders: config.forwardHeaders,
     ready: (): boolean => readiness.ready,
   });
   const readiness: Readiness = new Readiness({

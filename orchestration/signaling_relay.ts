@@ -15,6 +15,11 @@ const log = getLogger(["orchestration", "signaling"]);
 
 export interface Terminator {
   terminate(callId: string, reason: string): { success: boolean; message: string };
+  transfer(
+    callId: string,
+    targetUri: string,
+    reason: string,
+  ): Promise<{ success: boolean; message: string; sipStatus: number }>;
 }
 
 /** The internal flag the compiled binary runs its TerminateCall process with. */
@@ -59,11 +64,22 @@ export class SignalingServerProcess {
       module: new URL("./signaling_child.ts", import.meta.url),
       config,
       onMessage(message) {
+        const failed = (error: unknown) => ({
+          success: false,
+          message: error instanceof Error ? error.message : String(error),
+        });
+        if (message.t === "transfer") {
+          terminator.transfer(message.callId, message.targetUri, message.reason).then(
+            (answer) => self.child?.send({ t: "answer", id: message.id, ...answer }),
+            (error: unknown) => self.child?.send({ t: "answer", id: message.id, ...failed(error) }),
+          );
+          return;
+        }
         let answer: { success: boolean; message: string };
         try {
           answer = terminator.terminate(message.callId, message.reason);
         } catch (error) {
-          answer = { success: false, message: error instanceof Error ? error.message : String(error) };
+          answer = failed(error);
         }
         self.child?.send({ t: "answer", id: message.id, ...answer });
       },

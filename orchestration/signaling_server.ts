@@ -1,5 +1,5 @@
 /**
- * Our own gRPC service: `sentiric.sip.v1.SipSignalingService.TerminateCall`, on grpc-js.
+ * Our own gRPC service: `sentiric.sip.v1.SipSignalingService` (TerminateCall, TransferCall), on grpc-js.
  * It runs in its own process (`signaling_child.ts`, supervised by `signaling_relay.ts`):
  * on Deno 2.9 a `node:http2` server aborts the whole process when a client closes its
  * session with streams in flight (nghttp2 assertion / SIGSEGV, denoland/deno#36788),
@@ -10,11 +10,25 @@ import {
   SipSignalingServiceService,
   type TerminateCallRequest,
   type TerminateCallResponse,
+  type TransferCallRequest,
+  type TransferCallResponse,
 } from "../proto/gen/sentiric/sip/v1/signaling.ts";
 
-/** What answers TerminateCall; in the child process, a relay to the service. */
+/** What answers TerminateCall and TransferCall; in the child process, a relay to the service. */
 export interface CallTerminator {
   terminate(callId: string, reason: string): Promise<{ success: boolean; message: string }>;
+  transfer(
+    callId: string,
+    targetUri: string,
+    reason: string,
+  ): Promise<{ success: boolean; message: string; sipStatus: number }>;
+}
+
+function unavailable(error: unknown): grpc.ServiceError {
+  return {
+    code: grpc.status.UNAVAILABLE,
+    details: error instanceof Error ? error.message : String(error),
+  } as grpc.ServiceError;
 }
 
 export async function startSignalingServer(
@@ -30,11 +44,17 @@ export async function startSignalingServer(
     ) {
       terminator.terminate(call.request.callId, call.request.reason).then(
         (answer) => callback(null, answer),
-        (error: unknown) =>
-          callback({
-            code: grpc.status.UNAVAILABLE,
-            details: error instanceof Error ? error.message : String(error),
-          }),
+        (error: unknown) => callback(unavailable(error)),
+      );
+    },
+    transferCall(
+      call: grpc.ServerUnaryCall<TransferCallRequest, TransferCallResponse>,
+      callback: grpc.sendUnaryData<TransferCallResponse>,
+    ) {
+      const { callId, targetUri, reason } = call.request;
+      terminator.transfer(callId, targetUri, reason).then(
+        (answer) => callback(null, answer),
+        (error: unknown) => callback(unavailable(error)),
       );
     },
   });

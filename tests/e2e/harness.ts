@@ -410,6 +410,23 @@ export async function terminateCall(
   }
 }
 
+/** Calls the service's SipSignalingService.TransferCall over gRPC, as the agent does (7.1). */
+export async function transferCall(
+  grpcPort: number,
+  callId: string,
+  targetUri: string,
+  reason = "",
+): Promise<{ success: boolean; message: string; sipStatus: number }> {
+  const client = new SipSignalingServiceClient(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
+  try {
+    return await new Promise((resolve, reject) =>
+      client.transferCall({ callId, targetUri, reason }, (e, r) => (e ? reject(e) : resolve(r)))
+    );
+  } finally {
+    client.close();
+  }
+}
+
 /** A TCP proxy to the broker that can be taken down (connections cut) and up again. */
 export class CuttableProxy {
   #listener: Deno.Listener | undefined;

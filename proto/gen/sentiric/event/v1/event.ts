@@ -26,7 +26,16 @@ export interface CallStartedEvent {
   toUri: string;
   timestamp: Date | undefined;
   dialplanResolution: ResolveDialplanResponse | undefined;
-  mediaInfo: MediaInfo | undefined;
+  mediaInfo:
+    | MediaInfo
+    | undefined;
+  /** The INVITE's headers named by SIP_SIGNALING_SERVICE_FORWARD_HEADERS, keys in lower case (7.2). */
+  sipHeaders: { [key: string]: string };
+}
+
+export interface CallStartedEvent_SipHeadersEntry {
+  key: string;
+  value: string;
 }
 
 /** call.ended; media_info is the addition the platform's consumers read. */
@@ -45,6 +54,36 @@ export interface CallAnsweredEvent {
   traceId: string;
   callId: string;
   timestamp: Date | undefined;
+}
+
+/** call.transferred: the transfer target accepted the call (a final 2xx sipfrag), 7.2. */
+export interface CallTransferredEvent {
+  eventType: string;
+  traceId: string;
+  callId: string;
+  timestamp: Date | undefined;
+  targetUri: string;
+}
+
+/** call.transfer_failed: REFER refused, a final non-2xx sipfrag, or no final NOTIFY in 30 s. */
+export interface CallTransferFailedEvent {
+  eventType: string;
+  traceId: string;
+  callId: string;
+  timestamp: Date | undefined;
+  targetUri: string;
+  sipStatus: number;
+  reason: string;
+}
+
+/** call.dtmf: a key press that arrived as SIP INFO (application/dtmf-relay or application/dtmf). */
+export interface CallDtmfEvent {
+  eventType: string;
+  traceId: string;
+  callId: string;
+  timestamp: Date | undefined;
+  digit: string;
+  durationMs: number;
 }
 
 function createBaseMediaInfo(): MediaInfo {
@@ -150,6 +189,7 @@ function createBaseCallStartedEvent(): CallStartedEvent {
     timestamp: undefined,
     dialplanResolution: undefined,
     mediaInfo: undefined,
+    sipHeaders: {},
   };
 }
 
@@ -179,6 +219,9 @@ export const CallStartedEvent: MessageFns<CallStartedEvent> = {
     if (message.mediaInfo !== undefined) {
       MediaInfo.encode(message.mediaInfo, writer.uint32(66).fork()).join();
     }
+    globalThis.Object.entries(message.sipHeaders).forEach(([key, value]: [string, string]) => {
+      CallStartedEvent_SipHeadersEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
+    });
     return writer;
   },
 
@@ -259,6 +302,17 @@ export const CallStartedEvent: MessageFns<CallStartedEvent> = {
             message.mediaInfo = MediaInfo.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            const entry9 = CallStartedEvent_SipHeadersEntry.decode(reader, reader.uint32());
+            if (entry9.value !== undefined) {
+              message.sipHeaders[entry9.key] = entry9.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -309,6 +363,33 @@ export const CallStartedEvent: MessageFns<CallStartedEvent> = {
         : isSet(object.media_info)
         ? MediaInfo.fromJSON(object.media_info)
         : undefined,
+      sipHeaders: isObject(object.sipHeaders)
+        ? (globalThis.Object.entries(object.sipHeaders) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.sip_headers)
+        ? (globalThis.Object.entries(object.sip_headers) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -338,6 +419,15 @@ export const CallStartedEvent: MessageFns<CallStartedEvent> = {
     if (message.mediaInfo !== undefined) {
       obj.mediaInfo = MediaInfo.toJSON(message.mediaInfo);
     }
+    if (message.sipHeaders) {
+      const entries = globalThis.Object.entries(message.sipHeaders) as [string, string][];
+      if (entries.length > 0) {
+        obj.sipHeaders = {};
+        entries.forEach(([k, v]) => {
+          obj.sipHeaders[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -358,6 +448,104 @@ export const CallStartedEvent: MessageFns<CallStartedEvent> = {
     message.mediaInfo = (object.mediaInfo !== undefined && object.mediaInfo !== null)
       ? MediaInfo.fromPartial(object.mediaInfo)
       : undefined;
+    message.sipHeaders = (globalThis.Object.entries(object.sipHeaders ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseCallStartedEvent_SipHeadersEntry(): CallStartedEvent_SipHeadersEntry {
+  return { key: "", value: "" };
+}
+
+export const CallStartedEvent_SipHeadersEntry: MessageFns<CallStartedEvent_SipHeadersEntry> = {
+  encode(message: CallStartedEvent_SipHeadersEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CallStartedEvent_SipHeadersEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCallStartedEvent_SipHeadersEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CallStartedEvent_SipHeadersEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: CallStartedEvent_SipHeadersEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CallStartedEvent_SipHeadersEntry>, I>>(
+    base?: I,
+  ): CallStartedEvent_SipHeadersEntry {
+    return CallStartedEvent_SipHeadersEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CallStartedEvent_SipHeadersEntry>, I>>(
+    object: I,
+  ): CallStartedEvent_SipHeadersEntry {
+    const message = createBaseCallStartedEvent_SipHeadersEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -658,6 +846,505 @@ export const CallAnsweredEvent: MessageFns<CallAnsweredEvent> = {
   },
 };
 
+function createBaseCallTransferredEvent(): CallTransferredEvent {
+  return { eventType: "", traceId: "", callId: "", timestamp: undefined, targetUri: "" };
+}
+
+export const CallTransferredEvent: MessageFns<CallTransferredEvent> = {
+  encode(message: CallTransferredEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.eventType !== "") {
+      writer.uint32(10).string(message.eventType);
+    }
+    if (message.traceId !== "") {
+      writer.uint32(18).string(message.traceId);
+    }
+    if (message.callId !== "") {
+      writer.uint32(26).string(message.callId);
+    }
+    if (message.timestamp !== undefined) {
+      Timestamp.encode(toTimestamp(message.timestamp), writer.uint32(34).fork()).join();
+    }
+    if (message.targetUri !== "") {
+      writer.uint32(42).string(message.targetUri);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CallTransferredEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCallTransferredEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.eventType = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.traceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.timestamp = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.targetUri = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CallTransferredEvent {
+    return {
+      eventType: isSet(object.eventType)
+        ? globalThis.String(object.eventType)
+        : isSet(object.event_type)
+        ? globalThis.String(object.event_type)
+        : "",
+      traceId: isSet(object.traceId)
+        ? globalThis.String(object.traceId)
+        : isSet(object.trace_id)
+        ? globalThis.String(object.trace_id)
+        : "",
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      timestamp: isSet(object.timestamp) ? fromJsonTimestamp(object.timestamp) : undefined,
+      targetUri: isSet(object.targetUri)
+        ? globalThis.String(object.targetUri)
+        : isSet(object.target_uri)
+        ? globalThis.String(object.target_uri)
+        : "",
+    };
+  },
+
+  toJSON(message: CallTransferredEvent): unknown {
+    const obj: any = {};
+    if (message.eventType !== "") {
+      obj.eventType = message.eventType;
+    }
+    if (message.traceId !== "") {
+      obj.traceId = message.traceId;
+    }
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.timestamp !== undefined) {
+      obj.timestamp = message.timestamp.toISOString();
+    }
+    if (message.targetUri !== "") {
+      obj.targetUri = message.targetUri;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CallTransferredEvent>, I>>(base?: I): CallTransferredEvent {
+    return CallTransferredEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CallTransferredEvent>, I>>(object: I): CallTransferredEvent {
+    const message = createBaseCallTransferredEvent();
+    message.eventType = object.eventType ?? "";
+    message.traceId = object.traceId ?? "";
+    message.callId = object.callId ?? "";
+    message.timestamp = object.timestamp ?? undefined;
+    message.targetUri = object.targetUri ?? "";
+    return message;
+  },
+};
+
+function createBaseCallTransferFailedEvent(): CallTransferFailedEvent {
+  return { eventType: "", traceId: "", callId: "", timestamp: undefined, targetUri: "", sipStatus: 0, reason: "" };
+}
+
+export const CallTransferFailedEvent: MessageFns<CallTransferFailedEvent> = {
+  encode(message: CallTransferFailedEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.eventType !== "") {
+      writer.uint32(10).string(message.eventType);
+    }
+    if (message.traceId !== "") {
+      writer.uint32(18).string(message.traceId);
+    }
+    if (message.callId !== "") {
+      writer.uint32(26).string(message.callId);
+    }
+    if (message.timestamp !== undefined) {
+      Timestamp.encode(toTimestamp(message.timestamp), writer.uint32(34).fork()).join();
+    }
+    if (message.targetUri !== "") {
+      writer.uint32(42).string(message.targetUri);
+    }
+    if (message.sipStatus !== 0) {
+      writer.uint32(48).uint32(message.sipStatus);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CallTransferFailedEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCallTransferFailedEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.eventType = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.traceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.timestamp = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.targetUri = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.sipStatus = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CallTransferFailedEvent {
+    return {
+      eventType: isSet(object.eventType)
+        ? globalThis.String(object.eventType)
+        : isSet(object.event_type)
+        ? globalThis.String(object.event_type)
+        : "",
+      traceId: isSet(object.traceId)
+        ? globalThis.String(object.traceId)
+        : isSet(object.trace_id)
+        ? globalThis.String(object.trace_id)
+        : "",
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      timestamp: isSet(object.timestamp) ? fromJsonTimestamp(object.timestamp) : undefined,
+      targetUri: isSet(object.targetUri)
+        ? globalThis.String(object.targetUri)
+        : isSet(object.target_uri)
+        ? globalThis.String(object.target_uri)
+        : "",
+      sipStatus: isSet(object.sipStatus)
+        ? globalThis.Number(object.sipStatus)
+        : isSet(object.sip_status)
+        ? globalThis.Number(object.sip_status)
+        : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: CallTransferFailedEvent): unknown {
+    const obj: any = {};
+    if (message.eventType !== "") {
+      obj.eventType = message.eventType;
+    }
+    if (message.traceId !== "") {
+      obj.traceId = message.traceId;
+    }
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.timestamp !== undefined) {
+      obj.timestamp = message.timestamp.toISOString();
+    }
+    if (message.targetUri !== "") {
+      obj.targetUri = message.targetUri;
+    }
+    if (message.sipStatus !== 0) {
+      obj.sipStatus = Math.round(message.sipStatus);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CallTransferFailedEvent>, I>>(base?: I): CallTransferFailedEvent {
+    return CallTransferFailedEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CallTransferFailedEvent>, I>>(object: I): CallTransferFailedEvent {
+    const message = createBaseCallTransferFailedEvent();
+    message.eventType = object.eventType ?? "";
+    message.traceId = object.traceId ?? "";
+    message.callId = object.callId ?? "";
+    message.timestamp = object.timestamp ?? undefined;
+    message.targetUri = object.targetUri ?? "";
+    message.sipStatus = object.sipStatus ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseCallDtmfEvent(): CallDtmfEvent {
+  return { eventType: "", traceId: "", callId: "", timestamp: undefined, digit: "", durationMs: 0 };
+}
+
+export const CallDtmfEvent: MessageFns<CallDtmfEvent> = {
+  encode(message: CallDtmfEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.eventType !== "") {
+      writer.uint32(10).string(message.eventType);
+    }
+    if (message.traceId !== "") {
+      writer.uint32(18).string(message.traceId);
+    }
+    if (message.callId !== "") {
+      writer.uint32(26).string(message.callId);
+    }
+    if (message.timestamp !== undefined) {
+      Timestamp.encode(toTimestamp(message.timestamp), writer.uint32(34).fork()).join();
+    }
+    if (message.digit !== "") {
+      writer.uint32(42).string(message.digit);
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(48).uint32(message.durationMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CallDtmfEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCallDtmfEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.eventType = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.traceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.timestamp = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.digit = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.durationMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CallDtmfEvent {
+    return {
+      eventType: isSet(object.eventType)
+        ? globalThis.String(object.eventType)
+        : isSet(object.event_type)
+        ? globalThis.String(object.event_type)
+        : "",
+      traceId: isSet(object.traceId)
+        ? globalThis.String(object.traceId)
+        : isSet(object.trace_id)
+        ? globalThis.String(object.trace_id)
+        : "",
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      timestamp: isSet(object.timestamp) ? fromJsonTimestamp(object.timestamp) : undefined,
+      digit: isSet(object.digit) ? globalThis.String(object.digit) : "",
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: CallDtmfEvent): unknown {
+    const obj: any = {};
+    if (message.eventType !== "") {
+      obj.eventType = message.eventType;
+    }
+    if (message.traceId !== "") {
+      obj.traceId = message.traceId;
+    }
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.timestamp !== undefined) {
+      obj.timestamp = message.timestamp.toISOString();
+    }
+    if (message.digit !== "") {
+      obj.digit = message.digit;
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = Math.round(message.durationMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CallDtmfEvent>, I>>(base?: I): CallDtmfEvent {
+    return CallDtmfEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CallDtmfEvent>, I>>(object: I): CallDtmfEvent {
+    const message = createBaseCallDtmfEvent();
+    message.eventType = object.eventType ?? "";
+    message.traceId = object.traceId ?? "";
+    message.callId = object.callId ?? "";
+    message.timestamp = object.timestamp ?? undefined;
+    message.digit = object.digit ?? "";
+    message.durationMs = object.durationMs ?? 0;
+    return message;
+  },
+};
+
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T
@@ -691,6 +1378,10 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

@@ -33,6 +33,18 @@ export interface TerminateCallResponse {
   message: string;
 }
 
+export interface TransferCallRequest {
+  callId: string;
+  targetUri: string;
+  reason: string;
+}
+
+export interface TransferCallResponse {
+  success: boolean;
+  message: string;
+  sipStatus: number;
+}
+
 function createBaseTerminateCallRequest(): TerminateCallRequest {
   return { callId: "", reason: "" };
 }
@@ -207,6 +219,220 @@ export const TerminateCallResponse: MessageFns<TerminateCallResponse> = {
   },
 };
 
+function createBaseTransferCallRequest(): TransferCallRequest {
+  return { callId: "", targetUri: "", reason: "" };
+}
+
+export const TransferCallRequest: MessageFns<TransferCallRequest> = {
+  encode(message: TransferCallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    if (message.targetUri !== "") {
+      writer.uint32(18).string(message.targetUri);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferCallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferCallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.targetUri = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TransferCallRequest {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      targetUri: isSet(object.targetUri)
+        ? globalThis.String(object.targetUri)
+        : isSet(object.target_uri)
+        ? globalThis.String(object.target_uri)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: TransferCallRequest): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.targetUri !== "") {
+      obj.targetUri = message.targetUri;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TransferCallRequest>, I>>(base?: I): TransferCallRequest {
+    return TransferCallRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TransferCallRequest>, I>>(object: I): TransferCallRequest {
+    const message = createBaseTransferCallRequest();
+    message.callId = object.callId ?? "";
+    message.targetUri = object.targetUri ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseTransferCallResponse(): TransferCallResponse {
+  return { success: false, message: "", sipStatus: 0 };
+}
+
+export const TransferCallResponse: MessageFns<TransferCallResponse> = {
+  encode(message: TransferCallResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.success !== false) {
+      writer.uint32(8).bool(message.success);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    if (message.sipStatus !== 0) {
+      writer.uint32(24).uint32(message.sipStatus);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferCallResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferCallResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.success = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sipStatus = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TransferCallResponse {
+    return {
+      success: isSet(object.success) ? globalThis.Boolean(object.success) : false,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      sipStatus: isSet(object.sipStatus)
+        ? globalThis.Number(object.sipStatus)
+        : isSet(object.sip_status)
+        ? globalThis.Number(object.sip_status)
+        : 0,
+    };
+  },
+
+  toJSON(message: TransferCallResponse): unknown {
+    const obj: any = {};
+    if (message.success !== false) {
+      obj.success = message.success;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.sipStatus !== 0) {
+      obj.sipStatus = Math.round(message.sipStatus);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TransferCallResponse>, I>>(base?: I): TransferCallResponse {
+    return TransferCallResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TransferCallResponse>, I>>(object: I): TransferCallResponse {
+    const message = createBaseTransferCallResponse();
+    message.success = object.success ?? false;
+    message.message = object.message ?? "";
+    message.sipStatus = object.sipStatus ?? 0;
+    return message;
+  },
+};
+
 export type SipSignalingServiceService = typeof SipSignalingServiceService;
 export const SipSignalingServiceService = {
   terminateCall: {
@@ -219,10 +445,23 @@ export const SipSignalingServiceService = {
       Buffer.from(TerminateCallResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TerminateCallResponse => TerminateCallResponse.decode(value),
   },
+  /** Blind transfer (CONTRACTS.md 7.1): REFER in the call's dialog; answers on the REFER's final response. */
+  transferCall: {
+    path: "/sentiric.sip.v1.SipSignalingService/TransferCall" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TransferCallRequest): Buffer => Buffer.from(TransferCallRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TransferCallRequest => TransferCallRequest.decode(value),
+    responseSerialize: (value: TransferCallResponse): Buffer =>
+      Buffer.from(TransferCallResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TransferCallResponse => TransferCallResponse.decode(value),
+  },
 } as const;
 
 export interface SipSignalingServiceServer extends UntypedServiceImplementation {
   terminateCall: handleUnaryCall<TerminateCallRequest, TerminateCallResponse>;
+  /** Blind transfer (CONTRACTS.md 7.1): REFER in the call's dialog; answers on the REFER's final response. */
+  transferCall: handleUnaryCall<TransferCallRequest, TransferCallResponse>;
 }
 
 export interface SipSignalingServiceClient extends Client {
@@ -240,6 +479,22 @@ export interface SipSignalingServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: TerminateCallResponse) => void,
+  ): ClientUnaryCall;
+  /** Blind transfer (CONTRACTS.md 7.1): REFER in the call's dialog; answers on the REFER's final response. */
+  transferCall(
+    request: TransferCallRequest,
+    callback: (error: ServiceError | null, response: TransferCallResponse) => void,
+  ): ClientUnaryCall;
+  transferCall(
+    request: TransferCallRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TransferCallResponse) => void,
+  ): ClientUnaryCall;
+  transferCall(
+    request: TransferCallRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TransferCallResponse) => void,
   ): ClientUnaryCall;
 }
 
