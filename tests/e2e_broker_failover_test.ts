@@ -4,13 +4,12 @@
 // to the next node and no event of any answered call is lost (deduplicated by message
 // id: delivery is at-least-once).
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
-import amqp from "amqplib";
-import { EVENTS_EXCHANGE } from "../orchestration/events.ts";
 import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
   CuttableProxy,
+  drainEventQueue,
+  durableEventQueue,
   e2eTest,
   freeTcpPort,
   missingPeers,
@@ -18,6 +17,7 @@ import {
   scenarioPath,
   serviceMetric,
   sipp,
+  sippCounts,
   startService,
   waitFor,
 } from "./e2e/harness.ts";
@@ -29,48 +29,20 @@ const BROKER = { hostname: broker.hostname, port: Number(broker.port || 5672) };
 /** The broker's URL with its address swapped for 127.0.0.1:`port`. */
 const viaPort = (port: number) => RABBITMQ_URL.replace(/@[^/]+/, `@127.0.0.1:${port}`);
 
-async function durableQueue(): Promise<string> {
-  const queue = `broker-failover-test-${crypto.randomUUID()}`;
-  const connection = await amqp.connect(RABBITMQ_URL);
-  const channel = await connection.createChannel();
-  await channel.assertExchange(EVENTS_EXCHANGE, "topic", { durable: true });
-  await channel.assertQueue(queue, { durable: true });
-  await channel.bindQueue(queue, EVENTS_EXCHANGE, "call.#");
-  await connection.close();
-  return queue;
-}
-
 /** Event types per call on `queue`, a redelivered event (same message id) once. */
 async function eventsByCall(queue: string): Promise<Map<string, string[]>> {
-  const connection = await amqp.connect(RABBITMQ_URL);
-  try {
-    const channel = await connection.createChannel();
-    const seen = new Map<string, { routingKey: string; callId: string }>();
-    for (;;) {
-      const message = await channel.get(queue, { noAck: true });
-      if (message === false) break;
-      const body = JSON.parse(Buffer.from(message.content).toString("utf8")) as { callId: string };
-      seen.set(String(message.properties.messageId), {
-        routingKey: message.fields.routingKey,
-        callId: body.callId,
-      });
-    }
-    await channel.deleteQueue(queue);
-    const byCall = new Map<string, string[]>();
-    for (const { routingKey, callId } of seen.values()) {
-      byCall.set(callId, [...(byCall.get(callId) ?? []), routingKey]);
-    }
-    return byCall;
-  } finally {
-    await connection.close();
+  const byCall = new Map<string, string[]>();
+  for (const { routingKey, callId } of (await drainEventQueue(queue)).values()) {
+    byCall.set(callId, [...(byCall.get(callId) ?? []), routingKey]);
   }
+  return byCall;
 }
 
 const pendingIsZero = (httpPort: number) => async () =>
   (await serviceMetric(httpPort, "sip_signaling_events_pending")) === 0;
 
 e2eTest("e2e broker failover - the first node dead: events go through the second", skip, async () => {
-  const queue = await durableQueue();
+  const queue = await durableEventQueue("broker-failover-test");
   await using backends = await startReferenceServers();
   await using service = await startService({
     ...backendsEnv(backends),
@@ -93,7 +65,7 @@ e2eTest(
   "e2e broker failover - the node in use lost mid-traffic: the next one takes over, nothing lost",
   skip,
   async () => {
-    const queue = await durableQueue();
+    const queue = await durableEventQueue("broker-failover-test");
     const proxy = new CuttableProxy(freeTcpPort(), BROKER);
     proxy.up();
     try {
@@ -120,8 +92,7 @@ e2eTest(
       await sleep(2000);
       await proxy.down();
       const result = await traffic;
-      const successful = Number(/Successful call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(result.stdout)?.[1] ?? "0");
-      const failed = Number(/Failed call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(result.stdout)?.[1] ?? "0");
+      const { successful, failed } = sippCounts(result.stdout);
       assert.equal(successful, 240, result.stdout);
       assert.equal(failed, 0);
       assert.ok(await waitFor(pendingIsZero(service.httpPort), 20_000), "every event confirmed");

@@ -3,17 +3,16 @@
 // call.answered and call.ended end up on a durable queue (deduplicated by message id:
 // delivery is at-least-once), at most 1% of calls fail, no port stays allocated.
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
-import amqp from "amqplib";
-import { EVENTS_EXCHANGE } from "../orchestration/events.ts";
 import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
   backendsEnv,
+  drainEventQueue,
+  durableEventQueue,
   e2eTest,
   missingPeers,
-  RABBITMQ_URL,
   scenarioPath,
   sipp,
+  sippCounts,
   startService,
   waitFor,
 } from "./e2e/harness.ts";
@@ -28,41 +27,11 @@ async function rabbitmqctl(...args: string[]): Promise<void> {
   }
 }
 
-/** Everything on `queue`, by message id (a redelivered event counts once). */
-async function drainQueue(queue: string): Promise<Map<string, { routingKey: string; callId: string }>> {
-  const connection = await amqp.connect(RABBITMQ_URL);
-  try {
-    const channel = await connection.createChannel();
-    const seen = new Map<string, { routingKey: string; callId: string }>();
-    for (;;) {
-      const message = await channel.get(queue, { noAck: true });
-      if (message === false) break;
-      const body = JSON.parse(Buffer.from(message.content).toString("utf8")) as { callId: string };
-      seen.set(String(message.properties.messageId), {
-        routingKey: message.fields.routingKey,
-        callId: body.callId,
-      });
-    }
-    await channel.deleteQueue(queue);
-    return seen;
-  } finally {
-    await connection.close();
-  }
-}
-
 e2eTest(
   "e2e broker restart - stop_app/start_app during SIPp traffic: every event delivered, <=1% failed, no port left",
   skip,
   async () => {
-    const queue = `broker-restart-test-${crypto.randomUUID()}`;
-    {
-      const connection = await amqp.connect(RABBITMQ_URL);
-      const channel = await connection.createChannel();
-      await channel.assertExchange(EVENTS_EXCHANGE, "topic", { durable: true });
-      await channel.assertQueue(queue, { durable: true });
-      await channel.bindQueue(queue, EVENTS_EXCHANGE, "call.#");
-      await connection.close();
-    }
+    const queue = await durableEventQueue("broker-restart-test");
     await using backends = await startReferenceServers();
     await using service = await startService(backendsEnv(backends));
     // 40 calls/s for 10 s, each held 200 ms; the broker goes away after 3 s for 3 s.
@@ -86,8 +55,7 @@ e2eTest(
     await rabbitmqctl("start_app");
     await rabbitmqctl("await_startup");
     const result = await traffic;
-    const successful = Number(/Successful call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(result.stdout)?.[1] ?? "0");
-    const failed = Number(/Failed call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(result.stdout)?.[1] ?? "0");
+    const { successful, failed } = sippCounts(result.stdout);
     assert.ok(successful + failed >= 400, result.stdout);
     assert.ok(failed <= 4, `at most 1% of 400 calls failed: ${failed}`);
 
@@ -98,7 +66,7 @@ e2eTest(
     }, 30_000);
     assert.ok(confirmed, "every event confirmed by the broker");
     assert.equal(await service.stop(), 0);
-    const events = await drainQueue(queue);
+    const events = await drainEventQueue(queue);
     const byCall = new Map<string, string[]>();
     for (const { routingKey, callId } of events.values()) {
       byCall.set(callId, [...(byCall.get(callId) ?? []), routingKey]);

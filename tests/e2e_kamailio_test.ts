@@ -18,20 +18,7 @@ import {
   terminateCall,
   waitFor,
 } from "./e2e/harness.ts";
-
-async function kamailioAvailable(): Promise<boolean> {
-  try {
-    await new Deno.Command("kamailio", { args: ["-v"], stdout: "null", stderr: "null" }).output();
-    return true;
-  } catch {
-    if (Deno.env.get("CI") === "true") {
-      throw new Error("Kamailio missing; CI must install it (apt-get install kamailio)");
-    }
-    // deno-lint-ignore no-console
-    console.warn("SKIPPED: Kamailio proxy tests need kamailio (apt-get install kamailio)");
-    return false;
-  }
-}
+import { kamailioAvailable, runKamailio } from "./e2e/gateway.ts";
 
 const skip = (await missingPeers()) !== undefined || !(await kamailioAvailable());
 
@@ -53,44 +40,8 @@ async function startKamailio(servicePort: number, transport: "udp" | "tcp" | "tl
   );
   const tlsTemplate = await Deno.readTextFile(new URL("./kamailio/tls.cfg", import.meta.url));
   await Deno.writeTextFile(tlsCfg, tlsTemplate.replaceAll("__FIXTURES__", fixtures.replace(/\/$/, "")));
-  const child = new Deno.Command("kamailio", {
-    args: [
-      "-f",
-      cfg,
-      "-DD",
-      "-E",
-      "-Y",
-      dir,
-      "-m",
-      "64",
-      "-M",
-      "8",
-      ...(transport === "tls" ? ["-A", "WITH_TLS"] : []),
-    ],
-    stdout: "null",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  const log: string[] = [];
-  const pump = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log.push(chunk);
-  })();
-  await waitFor(() => log.join("").includes("INFO") || undefined, 3000);
-  await new Promise((r) => setTimeout(r, 300));
-  return {
-    port,
-    log,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // gone
-      }
-      await child.status;
-      await pump;
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
+  const kamailio = await runKamailio(cfg, dir, transport === "tls" ? ["WITH_TLS"] : []);
+  return { ...kamailio, port };
 }
 
 for (const transport of ["udp", "tcp", "tls"] as const) {

@@ -12,33 +12,19 @@ import {
   scenarioPath,
   serviceMetric,
   sipp,
+  sippCounts,
   type SippResult,
   startService,
   waitFor,
 } from "./e2e/harness.ts";
-import { startGateway } from "./e2e/gateway.ts";
-
-async function kamailioAvailable(): Promise<boolean> {
-  try {
-    await new Deno.Command("kamailio", { args: ["-v"], stdout: "null", stderr: "null" }).output();
-    return true;
-  } catch {
-    if (Deno.env.get("CI") === "true") throw new Error("Kamailio missing; CI must install it");
-    return false;
-  }
-}
+import { kamailioAvailable, startGateway } from "./e2e/gateway.ts";
 
 const skip = (await missingPeers()) !== undefined || !(await kamailioAvailable());
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: skip, sanitizeOps: false, sanitizeResources: false }, fn);
 
-function counts(r: SippResult): { successful: number; failed: number } {
-  return {
-    successful: Number(/Successful call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(r.stdout)?.[1] ?? "0"),
-    failed: Number(/Failed call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(r.stdout)?.[1] ?? "0"),
-  };
-}
+const counts = (r: SippResult) => sippCounts(r.stdout);
 
 /** SIPp callers through the gateway: `calls` at `rate`/s, each held `holdMs`. */
 function traffic(port: number, calls: number, rate: number, holdMs: number): Promise<SippResult> {

@@ -552,3 +552,50 @@ export function optionsRequest(port: number, local: Deno.NetAddr, transport = "U
     "",
   ].join("\r\n");
 }
+
+/** A durable queue bound to every call event, as a consumer with quorum queues would hold them. */
+export async function durableEventQueue(prefix: string): Promise<string> {
+  const queue = `${prefix}-${crypto.randomUUID()}`;
+  const connection = await amqp.connect(RABBITMQ_URL);
+  try {
+    const channel = await connection.createChannel();
+    await channel.assertExchange(EVENTS_EXCHANGE, "topic", { durable: true });
+    await channel.assertQueue(queue, { durable: true });
+    await channel.bindQueue(queue, EVENTS_EXCHANGE, "call.#");
+  } finally {
+    await connection.close();
+  }
+  return queue;
+}
+
+/** Everything on `queue` (then deleted), by message id: a redelivered event counts once. */
+export async function drainEventQueue(
+  queue: string,
+): Promise<Map<string, { routingKey: string; callId: string }>> {
+  const connection = await amqp.connect(RABBITMQ_URL);
+  try {
+    const channel = await connection.createChannel();
+    const seen = new Map<string, { routingKey: string; callId: string }>();
+    for (;;) {
+      const message = await channel.get(queue, { noAck: true });
+      if (message === false) break;
+      const body = JSON.parse(Buffer.from(message.content).toString("utf8")) as { callId: string };
+      seen.set(String(message.properties.messageId), {
+        routingKey: message.fields.routingKey,
+        callId: body.callId,
+      });
+    }
+    await channel.deleteQueue(queue);
+    return seen;
+  } finally {
+    await connection.close();
+  }
+}
+
+/** SIPp's count of successful and failed calls, from its final statistics. */
+export function sippCounts(stdout: string): { successful: number; failed: number } {
+  return {
+    successful: Number(/Successful call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(stdout)?.[1] ?? "0"),
+    failed: Number(/Failed call\s+\|\s+\d+\s+\|\s+(\d+)/.exec(stdout)?.[1] ?? "0"),
+  };
+}
