@@ -13,6 +13,7 @@ import {
   RABBITMQ_URL,
   serviceMetric,
   startService,
+  terminateCall,
   waitFor,
 } from "./e2e/harness.ts";
 import { nodeSocketAsConn, optionsRequest, SipStreamClient } from "./e2e/stream_client.ts";
@@ -59,7 +60,7 @@ async function optionsAnswered(client: SipStreamClient | Error, port: number): P
   return answered;
 }
 
-function call(port: number, local: Deno.NetAddr, callId: string): string {
+function call(port: number, local: Deno.NetAddr, callId: string, contactPort = local.port): string {
   const sdp = [
     "v=0",
     "o=caller 1 1 IN IP4 127.0.0.1",
@@ -78,7 +79,7 @@ function call(port: number, local: Deno.NetAddr, callId: string): string {
     `To: <sips:905551112233@127.0.0.1:${port}>`,
     `Call-ID: ${callId}`,
     "CSeq: 1 INVITE",
-    `Contact: <sips:905321234567@127.0.0.1:${local.port}>`,
+    `Contact: <sips:905321234567@127.0.0.1:${contactPort}>`,
     "Content-Type: application/sdp",
     `Content-Length: ${sdp.length}`,
     "",
@@ -136,6 +137,71 @@ e2eTest("e2e - SIP over TLS: mutual TLS, a sips: call, refused clients", skip, a
     assert.ok(await waitFor(() => backends.ports.allocated.size === 0, 3000), "port released");
   });
 
+  await t.step(
+    "the caller's TLS connection drops mid-call: our BYE opens a new one, mutual TLS both ways",
+    async () => {
+      const read = (name: string) => Deno.readTextFileSync(`${fixtures}${name}`);
+      // The caller listens where its Contact says, and checks our client certificate.
+      const peers: { authorized: boolean; subject: string; conn: SipStreamClient }[] = [];
+      const listener = tls.createServer({
+        cert: read("sip-gateway.pem"),
+        key: read("sip-gateway.key"),
+        ca: read("sip-ca.pem"),
+        requestCert: true,
+        rejectUnauthorized: true,
+      }, (socket) => {
+        peers.push({
+          authorized: socket.authorized,
+          subject: String(socket.getPeerCertificate()?.subject?.CN),
+          conn: SipStreamClient.over(nodeSocketAsConn(socket)),
+        });
+      });
+      const contactPort = await new Promise<number>((resolve) =>
+        listener.listen(0, "127.0.0.1", () => resolve((listener.address() as { port: number }).port))
+      );
+      try {
+        const client = await connectTls(port, { fixtures, identity: "sip-gateway" });
+        assert.ok(!(client instanceof Error), String(client));
+        const callId = `tls-drop-${crypto.randomUUID()}@gateway.test`;
+        const invite = call(port, client.local, callId, contactPort);
+        await client.write(invite);
+        const ok = await client.next(/^SIP\/2\.0 200[\s\S]*CSeq: 1 INVITE/);
+        assert.ok(ok);
+        await client.write(inDialog("ACK", invite, ok, 1));
+        await waitFor(() => consumer.forCall(callId).some((e) => e.routingKey === "call.answered"));
+        await client[Symbol.asyncDispose]();
+        assert.equal((await terminateCall(service.grpcPort, callId, "completed_by_agent")).success, true);
+        const peer = await waitFor(() => peers[0], 5000);
+        assert.ok(peer, "our BYE came over a new TLS connection");
+        assert.equal(peer.authorized, true, "with a client certificate the caller's CA signed");
+        assert.equal(peer.subject, "sip-signaling.test");
+        const bye = await peer.conn.next(/^BYE /);
+        assert.match(
+          bye ?? "",
+          new RegExp(`^BYE sips:905321234567@127\\.0\\.0\\.1:${contactPort} SIP/2\\.0`),
+        );
+        assert.match(bye ?? "", /^Via: SIP\/2\.0\/TLS /m);
+        await peer.conn.write(
+          [
+            "SIP/2.0 200 OK",
+            ...(bye ?? "").split("\r\n").filter((l) => /^(Via|From|To|Call-ID|CSeq):/.test(l)),
+            "Content-Length: 0",
+            "",
+            "",
+          ]
+            .join("\r\n"),
+        );
+        const ended = await waitFor(() =>
+          consumer.forCall(callId).find((e) => e.routingKey === "call.ended")
+        );
+        assert.equal(ended?.body.reason, "completed_by_agent");
+        await peer.conn[Symbol.asyncDispose]();
+      } finally {
+        listener.close();
+      }
+    },
+  );
+
   await t.step("no client certificate, a foreign CA's, or TLS 1.1: refused", async () => {
     assert.equal(await optionsAnswered(await connectTls(port, { fixtures }), port), false, "no certificate");
     assert.equal(
@@ -168,7 +234,9 @@ e2eTest("e2e - SIP over TLS: mutual TLS, a sips: call, refused clients", skip, a
       service.httpPort,
       'sip_signaling_sip_connections_accepted_total{transport="TLS"}',
     );
-    assert.equal(accepted, 2, "only the two good clients became connections");
+    assert.equal(accepted, 3, "only the three good clients so far became connections");
+    const opened = await serviceMetric(service.httpPort, 'sip_signaling_sip_connections_opened_total{transport="TLS"}');
+    assert.equal(opened, 1, "the one we opened for the BYE");
   });
 });
 
