@@ -46,44 +46,51 @@ function traffic(port: number, calls: number, rate: number, holdMs: number): Pro
 
 const answered = (s: RunningService) => serviceMetric(s.httpPort, "sip_signaling_calls_answered_total");
 
-test("e2e scale-out - two instances behind Kamailio: calls spread, in-dialog requests stay, events complete", async () => {
-  await using backends = await startReferenceServers();
-  await using consumer = await EventConsumer.start();
-  await using a = await startService(backendsEnv(backends));
-  await using b = await startService(backendsEnv(backends));
-  const gateway = await startGateway([a.sipPort, b.sipPort]);
-  try {
-    const r = await traffic(gateway.port, 20, 10, 300);
-    assert.deepEqual(counts(r), { successful: 20, failed: 0 }, r.stdout);
-    const [onA, onB] = [await answered(a), await answered(b)];
-    assert.equal(onA + onB, 20);
-    assert.ok(onA >= 5 && onB >= 5, `spread over both: ${onA} and ${onB}`);
-    // Each instance ended every call it answered on the caller's BYE: ACK and BYE found it.
-    for (const [s, n] of [[a, onA], [b, onB]] as const) {
-      assert.equal(
-        await serviceMetric(s.httpPort, 'sip_signaling_calls_ended_total{reason="normal_clearing"}'),
-        n,
+for (const transport of ["udp", "tcp"] as const) {
+  test(`e2e scale-out - two instances behind Kamailio (${transport} to them): calls spread, in-dialog requests stay, events complete`, async () => {
+    await using backends = await startReferenceServers();
+    await using consumer = await EventConsumer.start();
+    await using a = await startService(backendsEnv(backends));
+    await using b = await startService(backendsEnv(backends));
+    const gateway = await startGateway([a.sipPort, b.sipPort], { transport });
+    try {
+      const r = await traffic(gateway.port, 20, 10, 300);
+      assert.deepEqual(counts(r), { successful: 20, failed: 0 }, r.stdout);
+      const [onA, onB] = [await answered(a), await answered(b)];
+      assert.equal(onA + onB, 20);
+      assert.ok(onA >= 5 && onB >= 5, `spread over both: ${onA} and ${onB}`);
+      // Each instance ended every call it answered on the caller's BYE: ACK and BYE found it.
+      for (const [s, n] of [[a, onA], [b, onB]] as const) {
+        assert.equal(
+          await serviceMetric(s.httpPort, 'sip_signaling_calls_ended_total{reason="normal_clearing"}'),
+          n,
+        );
+        assert.equal(await serviceMetric(s.httpPort, "sip_signaling_active_dialogs"), 0);
+      }
+      const ended = await waitFor(() =>
+        consumer.events.filter((e) => e.routingKey === "call.ended").length === 20 || undefined
       );
-      assert.equal(await serviceMetric(s.httpPort, "sip_signaling_active_dialogs"), 0);
+      assert.ok(ended, "20 call.ended events");
+      const byCall = new Map<string, string[]>();
+      for (const e of consumer.events) {
+        const id = String(e.body.callId);
+        byCall.set(id, [...(byCall.get(id) ?? []), e.routingKey]);
+      }
+      assert.equal(byCall.size, 20);
+      for (const types of byCall.values()) {
+        assert.deepEqual(types, ["call.started", "call.answered", "call.ended"]);
+      }
+      assert.ok(await waitFor(() => backends.ports.allocated.size === 0, 3000), "every port released");
+      if (transport === "tcp") {
+        const accepted = (s: RunningService) =>
+          serviceMetric(s.httpPort, 'sip_signaling_sip_connections_accepted_total{transport="TCP"}');
+        assert.ok((await accepted(a)) >= 1 && (await accepted(b)) >= 1, "the gateway reached both over TCP");
+      }
+    } finally {
+      await gateway.stop();
     }
-    const ended = await waitFor(() =>
-      consumer.events.filter((e) => e.routingKey === "call.ended").length === 20 || undefined
-    );
-    assert.ok(ended, "20 call.ended events");
-    const byCall = new Map<string, string[]>();
-    for (const e of consumer.events) {
-      const id = String(e.body.callId);
-      byCall.set(id, [...(byCall.get(id) ?? []), e.routingKey]);
-    }
-    assert.equal(byCall.size, 20);
-    for (const types of byCall.values()) {
-      assert.deepEqual(types, ["call.started", "call.answered", "call.ended"]);
-    }
-    assert.ok(await waitFor(() => backends.ports.allocated.size === 0, 3000), "every port released");
-  } finally {
-    await gateway.stop();
-  }
-});
+  });
+}
 
 test("e2e scale-out - kill -9 of one instance: new calls succeed on the other, its calls untouched", async () => {
   await using backends = await startReferenceServers();

@@ -235,7 +235,10 @@ e2eTest("e2e - SIP over TLS: mutual TLS, a sips: call, refused clients", skip, a
       'sip_signaling_sip_connections_accepted_total{transport="TLS"}',
     );
     assert.equal(accepted, 3, "only the three good clients so far became connections");
-    const opened = await serviceMetric(service.httpPort, 'sip_signaling_sip_connections_opened_total{transport="TLS"}');
+    const opened = await serviceMetric(
+      service.httpPort,
+      'sip_signaling_sip_connections_opened_total{transport="TLS"}',
+    );
     assert.equal(opened, 1, "the one we opened for the BYE");
   });
 });

@@ -65,6 +65,8 @@ export interface GatewayOptions {
   readonly pingInterval?: number;
   /** Wait for an instance's first answer before failing over, ms. */
   readonly frTimerMs?: number;
+  /** How the gateway reaches the instances (the dispatcher list's `;transport=`). Default UDP. */
+  readonly transport?: "udp" | "tcp";
 }
 
 export interface Gateway extends KamailioProcess {
@@ -77,7 +79,8 @@ export async function startGateway(ports: readonly number[], options: GatewayOpt
   const port = freeUdpPort();
   const dir = await Deno.makeTempDir({ prefix: "gateway-" });
   const list = `${dir}/dispatcher.list`;
-  await Deno.writeTextFile(list, ports.map((p) => `1 sip:127.0.0.1:${p}\n`).join(""));
+  const param = options.transport === "tcp" ? ";transport=tcp" : "";
+  await Deno.writeTextFile(list, ports.map((p) => `1 sip:127.0.0.1:${p}${param}\n`).join(""));
   const kamailio = await runKamailio(
     new URL("../../deploy/kamailio/kamailio.cfg", import.meta.url).pathname,
     dir,
