@@ -2,7 +2,8 @@
 // the real broker): FUZZ_DATAGRAMS hostile datagrams (default 100,000; `deno task fuzz`
 // runs 1,000,000), then the service must be alive, answer OPTIONS, set up a call, hold
 // no transaction or dialog past its timers, no port, and be back near its memory.
-// FUZZ_SEED replays a run.
+// FUZZ_SEED replays a run. The same over TCP: FUZZ_STREAM_MESSAGES (default a tenth of
+// FUZZ_DATAGRAMS) mutated messages written in random pieces over four connections.
 import assert from "node:assert/strict";
 import { startReferenceServers } from "../orchestration/reference/servers.ts";
 import {
@@ -17,6 +18,7 @@ import {
   waitFor,
 } from "./e2e/harness.ts";
 import { Mutator } from "./fuzz/mutator.ts";
+import { optionsRequest, SipStreamClient } from "./e2e/stream_client.ts";
 
 const skip = await missingPeers();
 const DATAGRAMS = Number(Deno.env.get("FUZZ_DATAGRAMS") ?? "100000");
@@ -165,6 +167,88 @@ e2eTest(
     assert.ok(
       back !== undefined,
       `heap and RSS back near their baseline: heap ${heapBefore} -> ${heapAfter} B, RSS ${baseline} -> ${after} KiB`,
+    );
+    assert.equal(await service.stop(), 0, "and it still shuts down cleanly");
+  },
+);
+
+const STREAM_MESSAGES = Number(Deno.env.get("FUZZ_STREAM_MESSAGES") ?? String(Math.ceil(DATAGRAMS / 10)));
+
+e2eTest(
+  `e2e fuzz - ${STREAM_MESSAGES} hostile messages over TCP in random pieces (seed ${SEED}): alive, answering, nothing held`,
+  skip,
+  async () => {
+    await using backends = await startReferenceServers();
+    await using service = await startService({ ...backendsEnv(backends), SIP_SIGNALING_SERVICE_T1_MS: "50" });
+    const mutator = new Mutator(SEED, await fixtures(), "127.0.0.1", service.sipPort);
+    let random = SEED || 1;
+    const next = (n: number) => {
+      random = (random * 1103515245 + 12345) & 0x7fffffff;
+      return random % n;
+    };
+    // Four connections at a time; one the service closes (a message it cannot frame) is replaced.
+    const open = () => SipStreamClient.connect(service.sipPort);
+    const conns = await Promise.all([open(), open(), open(), open()]);
+    let replaced = 0;
+    for (let sent = 0; sent < STREAM_MESSAGES; sent++) {
+      const i = next(conns.length);
+      let conn = conns[i] as SipStreamClient;
+      // A closed connection is replaced; so, now and then, is an open one (a body the
+      // framer still waits for would otherwise swallow everything after it).
+      if (conn.closed || next(40) === 0) {
+        await conn[Symbol.asyncDispose]();
+        conn = conns[i] = await open();
+        replaced++;
+      }
+      const bytes = mutator.next();
+      // The message in one to four pieces, sometimes joined to the next.
+      let offset = 0;
+      const pieces = 1 + next(4);
+      try {
+        for (let p = 1; p <= pieces; p++) {
+          const end = p === pieces ? bytes.length : Math.min(bytes.length, offset + next(bytes.length + 1));
+          if (end > offset) await conn.write(bytes.subarray(offset, end));
+          offset = end;
+        }
+      } catch {
+        // The service closed it meanwhile.
+      }
+      if (sent % 500 === 499) {
+        assert.equal(
+          await Promise.race([service.exited, sleep(0).then(() => undefined)]),
+          undefined,
+          "alive",
+        );
+        await sleep(5);
+      }
+    }
+    for (const c of conns) await c[Symbol.asyncDispose]();
+    assert.equal(await probeOptions(service.sipPort), 200, "answers OPTIONS over UDP");
+    await using probe = await SipStreamClient.connect(service.sipPort);
+    await probe.write(optionsRequest(service.sipPort, probe.local));
+    assert.ok(await probe.next(/^SIP\/2\.0 200/), "answers OPTIONS over TCP");
+    const call = await sipp(scenarioPath("uac_call.xml"), service.sipPort, [
+      "-t",
+      "t1",
+      "-s",
+      "905551112233",
+    ]);
+    assert.equal(call.code, 0, `sets up a call over TCP: ${call.stdout}`);
+    const metric = (name: string) => serviceMetric(service.httpPort, `sip_signaling_${name}`);
+    const idle = await waitFor(async () => {
+      const held = await Promise.all(
+        ["server_transactions", "client_transactions", "active_dialogs", "calls_in_progress"].map(metric),
+      );
+      return held.every((n) => n === 0) ? held : undefined;
+    }, 15_000);
+    assert.ok(idle, "no transaction, dialog or call held past its timers");
+    assert.ok(await waitFor(() => backends.ports.allocated.size === 0, 5000), "no port left allocated");
+    // deno-lint-ignore no-console
+    console.log(
+      `stream fuzz: ${STREAM_MESSAGES} messages (seed ${SEED}), ${replaced} connections replaced; ` +
+        `closed for framing ${await metric(
+          'sip_connections_closed_total{transport="TCP",reason="framing"}',
+        )}`,
     );
     assert.equal(await service.stop(), 0, "and it still shuts down cleanly");
   },
