@@ -48,11 +48,19 @@ e2eTest("e2e broker failover - the first node dead: events go through the second
     ...backendsEnv(backends),
     RABBITMQ_URL: `${viaPort(freeTcpPort())},${RABBITMQ_URL}`,
   });
-  const r = await sipp(scenarioPath("uac_call.xml"), service.sipPort, ["-s", "905551112233", "-m", "3"]);
+  const tag = `failover-${crypto.randomUUID().slice(0, 8)}`;
+  const r = await sipp(scenarioPath("uac_call.xml"), service.sipPort, [
+    "-cid_str",
+    `${tag}-%u-%p@%s`,
+    "-s",
+    "905551112233",
+    "-m",
+    "3",
+  ]);
   assert.equal(r.code, 0, r.stdout);
   assert.ok(await waitFor(pendingIsZero(service.httpPort), 10_000), "every event confirmed");
   assert.equal(await serviceMetric(service.httpPort, "sip_signaling_broker_connected"), 1);
-  const byCall = await eventsByCall(queue);
+  const byCall = new Map([...(await eventsByCall(queue))].filter(([callId]) => callId.startsWith(tag)));
   assert.equal(byCall.size, 3);
   for (const types of byCall.values()) {
     assert.deepEqual(types.sort(), ["call.answered", "call.ended", "call.started"]);

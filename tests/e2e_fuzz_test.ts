@@ -93,7 +93,12 @@ e2eTest(
           } ${service.stderrTail()}`,
         );
         peakRss = Math.max(peakRss, await rssKiB(service.httpPort));
-        const status = await probeOptions(service.sipPort, "127.0.0.1", 3000);
+        // A UDP client resends (Timer E): one probe lost in a receive buffer the fuzz
+        // keeps full is not a dead service.
+        let status: number | undefined;
+        for (let attempt = 0; attempt < 3 && status === undefined; attempt++) {
+          status = await probeOptions(service.sipPort, "127.0.0.1", 3000);
+        }
         assert.equal(status, 200, `alive after ${sent + 1}: ${service.stderrTail()}`);
       }
     }
