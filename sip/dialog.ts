@@ -189,17 +189,29 @@ export class DialogManager<T = unknown> implements UasHandler {
     // Captures the Call-ID, not the request: the transaction outlives its answer by 32 s.
     const callId = request.callId;
     invite.onTerminated((reason) => {
-      // A transport error before we answered: forget the call.
+      // A transport error before we answered: forget the call. (The listener names the
+      // call by its Call-ID and transaction, not the call: it lives as long as the transaction.)
       const entry = this.#callIds.get(callId);
-      if (reason === "transport-error" && entry === call) this.#callIds.delete(callId);
+      if (reason === "transport-error" && entry instanceof IncomingCall && entry.transaction === invite) {
+        this.#callIds.delete(callId);
+      }
     });
-    invite.onCancelled(() => {
+    this.#hearCancel(call);
+    this.#controller?.onIncomingCall(call);
+  }
+
+  /**
+   * The INVITE's transaction answered a CANCEL with 487 (section 9.2). Registered from
+   * its own function: a closure over `call` beside the one above would share its scope
+   * and keep the whole INVITE alive for the transaction's 32 s.
+   */
+  #hearCancel(call: IncomingCall<T>): void {
+    call.transaction.onCancelled(() => {
       if (call.answered) return;
       call.markCancelled();
-      if (this.#callIds.get(callId) === call) this.#callIds.delete(callId);
+      if (this.#callIds.get(call.callId) === call) this.#callIds.delete(call.callId);
       this.#controller?.onCancelled(call);
     });
-    this.#controller?.onIncomingCall(call);
   }
 
   onAck(ack: SipRequest): void {

@@ -54,6 +54,9 @@ export class ServerInviteTransaction extends Transaction {
         if (status < 200) return;
         this.ctx.onInviteAnswered?.(this.#request, status, this.ctx.clock.now() - this.#receivedAt);
         this.#request = compactRequest(this.#request);
+        // Answered: no CANCEL can act any more, and a listener may hold the whole call
+        // (the INVITE, its IncomingCall) for the 32 s the transaction waits.
+        this.#onCancelled = [];
         if (status < 300) {
           this.#state = "accepted";
           this.arm("L", 64 * this.ctx.timers.t1, () => this.terminate());
