@@ -85,11 +85,10 @@ export class ServerInviteTransaction extends Transaction {
    */
   cancel(headers: readonly SipHeader[] = []): boolean {
     if (this.state !== "proceeding") return false;
+    const listeners = this.#onCancelled; // the 487, a final response, drops them
     this.respond(
       buildResponse(this.#request, 487, { toTag: randomTag(), reason: "Request Terminated", headers }),
     );
-    const listeners = this.#onCancelled;
-    this.#onCancelled = [];
     for (const listener of listeners) listener();
     return true;
   }
